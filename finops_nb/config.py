@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['KEYS', 'KEY', 'Key', 'check_value', 'read_config_file', 'Config', 'load_config', 'example_config']
 
-# %% ../nbs/01_config.ipynb #77cab500
+# %% ../nbs/01_config.ipynb #9c2e9d62
 import difflib, os, re, tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from .core import ConfigError, check_window, mask_secret
 
-# %% ../nbs/01_config.ipynb #b27ad706
+# %% ../nbs/01_config.ipynb #bb81aa6c
 @dataclass(frozen=True)
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
@@ -54,7 +54,7 @@ KEYS = (
 )
 KEY = {k.name: k for k in KEYS}
 
-# %% ../nbs/01_config.ipynb #1ec54fe0
+# %% ../nbs/01_config.ipynb #078355d6
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.I)
 
 def check_value(key: Key, # the setting
@@ -80,7 +80,7 @@ def check_value(key: Key, # the setting
     if key.kind == "size" and not _SIZE.match(value): bad("use a size such as \"2GB\" or \"512MiB\"")
     return value
 
-# %% ../nbs/01_config.ipynb #cfbd7cee
+# %% ../nbs/01_config.ipynb #ad39d230
 def _toml_name(dotted):
     "How a dotted key is written in TOML, for messages: `[aws] bucket`."
     sec, _, leaf = dotted.rpartition(".")
@@ -110,7 +110,7 @@ def read_config_file(path) -> dict:
             raise ConfigError(f"{path}: unknown key {_toml_name(name)}{_suggest(name)}; see config.toml.example")
     return flat
 
-# %% ../nbs/01_config.ipynb #0373aed0
+# %% ../nbs/01_config.ipynb #e391454c
 class Config:
     "Resolved settings: `cfg['aws.bucket']`, `cfg.source('aws.bucket')`, `cfg.show()`."
     def __init__(self, values, sources, file=None):
@@ -173,7 +173,7 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
         raise ConfigError("aws_access_key_id and aws_secret_access_key go together: set both or neither")
     return Config(values, sources, file)
 
-# %% ../nbs/01_config.ipynb #29f50ac4
+# %% ../nbs/01_config.ipynb #aa2ce301
 def _toml_value(v):
     if v is None: return '""'
     return str(v) if isinstance(v, int) else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

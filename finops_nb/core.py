@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['FinopsError', 'ConfigError', 'InputError', 'TransientError', 'parse_period', 'check_window', 'in_window',
-           'period_bounds', 'mask_secret']
+           'period_bounds', 'mask_secret', 'text_table']
 
-# %% ../nbs/00_core.ipynb #4c9e3c4d
+# %% ../nbs/00_core.ipynb #b540ebb2
 import re
 from datetime import date
 
-# %% ../nbs/00_core.ipynb #28d999b7
+# %% ../nbs/00_core.ipynb #58372605
 class FinopsError(Exception):
     "Base of the errors finops_nb raises on purpose; the message is meant for the user."
     exit_code = 1
@@ -29,7 +29,7 @@ class TransientError(FinopsError):
     exit_code = 75  # EX_TEMPFAIL: schedulers read it as "try again later"
     transient = True
 
-# %% ../nbs/00_core.ipynb #cdf9cfa6
+# %% ../nbs/00_core.ipynb #1bff77dc
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 def parse_period(value, # text such as "2024-01"
@@ -41,7 +41,7 @@ def parse_period(value, # text such as "2024-01"
         raise ConfigError(f"{what}: {value!r} is not a billing period; use YYYY-MM, e.g. 2024-01")
     return f"{m.group(1)}-{m.group(2)}"
 
-# %% ../nbs/00_core.ipynb #c059f5e9
+# %% ../nbs/00_core.ipynb #2723bd21
 def check_window(start=None, # first period to include, or None for no lower bound
                  end=None, # last period to include, or None for no upper bound
                  what=("start_date", "end_date"), # names of the two settings, for messages
@@ -57,15 +57,26 @@ def in_window(period, start=None, end=None) -> bool:
     "Is `period` inside the inclusive window `start`..`end`?"
     return (start is None or period >= start) and (end is None or period <= end)
 
-# %% ../nbs/00_core.ipynb #9bd2a81a
+# %% ../nbs/00_core.ipynb #e489e1e9
 def period_bounds(period) -> tuple:
     "First day of `period` and first day of the next month, as `date`s."
     y, m = map(int, parse_period(period).split("-"))
     return date(y, m, 1), date(y + (m == 12), m % 12 + 1, 1)
 
-# %% ../nbs/00_core.ipynb #7b65f271
+# %% ../nbs/00_core.ipynb #412eeefb
 def mask_secret(value) -> str:
     "Show a secret as its first 4 and last 3 characters (`wJal…KEY`); short ones fully hidden."
     if value is None: return ""
     s = str(value)
     return "…" if len(s) < 12 else f"{s[:4]}…{s[-3:]}"
+
+# %% ../nbs/00_core.ipynb #1b89d8a1
+def text_table(rows, # sequences of cells
+               headers, # column titles
+              ) -> str:
+    "Align `rows` under `headers`; numbers right-aligned, text left-aligned."
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    w = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    num = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) and rows for i in range(len(headers))]
+    fmt = lambda r: "  ".join(c.rjust(w[i]) if num[i] else c.ljust(w[i]) for i, c in enumerate(r)).rstrip()
+    return "\n".join([fmt(cells[0]), "  ".join("-" * x for x in w)] + [fmt(r) for r in cells[1:]])
