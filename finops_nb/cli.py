@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'config_from', 'command', 'cmd_config', 'cmd_discover', 'cmd_extract',
-           'build_parser', 'main']
+           'cmd_load_local', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #85f3bd87
+# %% ../nbs/90_cli.ipynb #63c3041c
 import argparse, sys, traceback
 from . import __version__
 from .core import FinopsError, InputError, text_table
@@ -14,6 +14,7 @@ from .config import load_config, KEY
 from .manifests import discover_manifests
 from .extract import extract_billing
 from .state import StagingState, status
+from .localdb import DuckDBState, load_billing_local
 
 # %% ../nbs/90_cli.ipynb #ab3990e9
 def add_setting(p, # an argparse parser
@@ -49,7 +50,7 @@ def command(group, # "" for top level, or "aws"
 def cmd_config(args):
     print(config_from(args).show())
 
-# %% ../nbs/90_cli.ipynb #01213d9a
+# %% ../nbs/90_cli.ipynb #f97170d0
 def _source_flags(p):
     add_setting(p, "--bucket", "aws.bucket", "NAME")
     add_setting(p, "--prefix", "aws.prefix", "PREFIX")
@@ -66,7 +67,7 @@ def _problems(found) -> int:
 
 def _destinations(cfg):
     "The destinations whose state is shown: (title, State)."
-    return [("staging", StagingState(cfg["staging_dir"]))]
+    return [("staging", StagingState(cfg["staging_dir"])), ("duckdb", DuckDBState(cfg))]
 
 @command("aws", "discover-manifests", "list the current delivery of every billing period and its status per destination",
          lambda p: (_source_flags(p), _window_flags(p)))
@@ -95,7 +96,27 @@ def cmd_extract(args):
     failed = [s for s in staged if s.error]
     return InputError.exit_code if failed else _problems(found)
 
-# %% ../nbs/90_cli.ipynb #101f2716
+# %% ../nbs/90_cli.ipynb #282ef19a
+def _fmt_total(v): return "" if v is None else f"{v.normalize():f}"
+
+@command("aws", "load-billing-local", "load staged deliveries into DuckDB, one transaction per billing period",
+         lambda p: (_window_flags(p), add_setting(p, "--staging-dir", "staging_dir", "PATH"),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
+def cmd_load_local(args):
+    cfg = config_from(args)
+    loaded = load_billing_local(cfg)
+    rows = [(r.period, r.execution_id, r.action, r.files, r.rows, _fmt_total(r.totals.get("line_item_unblended_cost")),
+             r.seconds) for r in loaded]
+    print(text_table(rows, ("period", "execution id", "action", "files", "rows", "unblended cost", "seconds")))
+    if not loaded: print(f"nothing staged in {cfg['staging_dir']}: run `finops aws extract-billing` first")
+    elif all(r.action == "up to date" for r in loaded):
+        print(f"nothing to load: {cfg['database.duckdb.database_path']} holds every staged delivery")
+    for r in loaded:
+        for raw, col in r.renamed: print(f"note: {r.period}: column {raw!r} loaded as {col} (its name collides)", file=sys.stderr)
+        if r.error: print(f"finops: error: {r.period}: {r.error}", file=sys.stderr)
+    return InputError.exit_code if any(r.error for r in loaded) else 0
+
+# %% ../nbs/90_cli.ipynb #450cc11c
 def build_parser() -> argparse.ArgumentParser:
     "The `finops` argument parser, built from `COMMANDS`."
     p = argparse.ArgumentParser(prog="finops", description="AWS Cost and Usage Reports from S3 to DuckDB, Parquet and BigQuery.")
@@ -117,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=run)
     return p
 
-# %% ../nbs/90_cli.ipynb #1cec42b4
+# %% ../nbs/90_cli.ipynb #c6966f4f
 def main(argv=None) -> int:
     "Entry point of the `finops` command."
     p = build_parser()
