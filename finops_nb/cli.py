@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'config_from', 'command', 'cmd_config', 'cmd_discover', 'cmd_extract',
-           'cmd_load_local', 'build_parser', 'main']
+           'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #63c3041c
+# %% ../nbs/90_cli.ipynb #500ae58b
 import argparse, sys, traceback
 from . import __version__
 from .core import FinopsError, InputError, text_table
@@ -15,6 +15,8 @@ from .manifests import discover_manifests
 from .extract import extract_billing
 from .state import StagingState, status
 from .localdb import DuckDBState, load_billing_local
+from .parquet import ParquetState, export_parquet
+from .bigquery import BigQueryState, load_billing_remote
 
 # %% ../nbs/90_cli.ipynb #ab3990e9
 def add_setting(p, # an argparse parser
@@ -50,7 +52,7 @@ def command(group, # "" for top level, or "aws"
 def cmd_config(args):
     print(config_from(args).show())
 
-# %% ../nbs/90_cli.ipynb #f97170d0
+# %% ../nbs/90_cli.ipynb #49494afc
 def _source_flags(p):
     add_setting(p, "--bucket", "aws.bucket", "NAME")
     add_setting(p, "--prefix", "aws.prefix", "PREFIX")
@@ -67,7 +69,8 @@ def _problems(found) -> int:
 
 def _destinations(cfg):
     "The destinations whose state is shown: (title, State)."
-    return [("staging", StagingState(cfg["staging_dir"])), ("duckdb", DuckDBState(cfg))]
+    out = [("staging", StagingState(cfg["staging_dir"])), ("duckdb", DuckDBState(cfg)), ("parquet", ParquetState(cfg["parquet_dir"]))]
+    return out + ([("bigquery", BigQueryState(cfg))] if cfg.bigquery_enabled else [])
 
 @command("aws", "discover-manifests", "list the current delivery of every billing period and its status per destination",
          lambda p: (_source_flags(p), _window_flags(p)))
@@ -96,7 +99,7 @@ def cmd_extract(args):
     failed = [s for s in staged if s.error]
     return InputError.exit_code if failed else _problems(found)
 
-# %% ../nbs/90_cli.ipynb #282ef19a
+# %% ../nbs/90_cli.ipynb #5b0a36c2
 def _fmt_total(v): return "" if v is None else f"{v.normalize():f}"
 
 @command("aws", "load-billing-local", "load staged deliveries into DuckDB, one transaction per billing period",
@@ -105,18 +108,46 @@ def _fmt_total(v): return "" if v is None else f"{v.normalize():f}"
 def cmd_load_local(args):
     cfg = config_from(args)
     loaded = load_billing_local(cfg)
-    rows = [(r.period, r.execution_id, r.action, r.files, r.rows, _fmt_total(r.totals.get("line_item_unblended_cost")),
-             r.seconds) for r in loaded]
-    print(text_table(rows, ("period", "execution id", "action", "files", "rows", "unblended cost", "seconds")))
-    if not loaded: print(f"nothing staged in {cfg['staging_dir']}: run `finops aws extract-billing` first")
-    elif all(r.action == "up to date" for r in loaded):
-        print(f"nothing to load: {cfg['database.duckdb.database_path']} holds every staged delivery")
     for r in loaded:
         for raw, col in r.renamed: print(f"note: {r.period}: column {raw!r} loaded as {col} (its name collides)", file=sys.stderr)
-        if r.error: print(f"finops: error: {r.period}: {r.error}", file=sys.stderr)
-    return InputError.exit_code if any(r.error for r in loaded) else 0
+    return _report(loaded, ("period", "execution_id", "action", "files", "rows", "unblended cost", "seconds"),
+                   f"nothing to load: {cfg['database.duckdb.database_path']} holds every staged delivery",
+                   f"nothing staged in {cfg['staging_dir']}: run `finops aws extract-billing` first")
 
-# %% ../nbs/90_cli.ipynb #450cc11c
+# %% ../nbs/90_cli.ipynb #4b8fa582
+def _overwrite_flag(p, what):
+    p.add_argument("--overwrite", action="store_true", help=f"rewrite {what} that are up to date too")
+
+def _report(results, cols, done_msg, nothing_msg):
+    "Print a results table and errors; the exit code."
+    print(text_table([[getattr(r, c) if c != "unblended cost" else _fmt_total(r.totals.get("line_item_unblended_cost"))
+                       for c in cols] for r in results], [c.replace("_", " ") for c in cols]))
+    if not results: print(nothing_msg)
+    elif all(r.action == "up to date" for r in results): print(done_msg)
+    for r in results:
+        if r.error: print(f"finops: {'error' if r.action == 'failed' else 'note'}: {r.period}: {r.error}", file=sys.stderr)
+    return InputError.exit_code if any(r.action == "failed" for r in results) else 0
+
+@command("aws", "export-parquet", "write one {billing_period}_aws_billing.parquet per period DuckDB holds",
+         lambda p: (_window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH"), _overwrite_flag(p, "files")))
+def cmd_export(args):
+    cfg = config_from(args)
+    res = export_parquet(cfg, overwrite=args.overwrite)
+    return _report(res, ("period", "execution_id", "action", "rows", "unblended cost", "seconds"),
+                   f"nothing to export: every file in {cfg['parquet_dir']} is up to date",
+                   f"nothing loaded in {cfg['database.duckdb.database_path']}: run `finops aws load-billing-local` first")
+
+@command("aws", "load-billing-remote", "replace each period in BigQuery from its Parquet file, in one transaction",
+         lambda p: (_window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"), _overwrite_flag(p, "periods")))
+def cmd_load_remote(args):
+    cfg = config_from(args)
+    res = load_billing_remote(cfg, overwrite=args.overwrite)
+    return _report(res, ("period", "execution_id", "action", "rows", "unblended cost", "seconds"),
+                   "nothing to load: BigQuery holds every exported period",
+                   f"no Parquet file in {cfg['parquet_dir']}: run `finops aws export-parquet` first")
+
+# %% ../nbs/90_cli.ipynb #bea18f7f
 def build_parser() -> argparse.ArgumentParser:
     "The `finops` argument parser, built from `COMMANDS`."
     p = argparse.ArgumentParser(prog="finops", description="AWS Cost and Usage Reports from S3 to DuckDB, Parquet and BigQuery.")
@@ -138,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=run)
     return p
 
-# %% ../nbs/90_cli.ipynb #c6966f4f
+# %% ../nbs/90_cli.ipynb #ff3c3d8a
 def main(argv=None) -> int:
     "Entry point of the `finops` command."
     p = build_parser()

@@ -63,7 +63,7 @@ class DuckDBState:
             return dict(con.execute(f"SELECT billing_period, arg_max(execution_id, loaded_at) FROM {LOG} GROUP BY 1").fetchall())
         finally: con.close()
 
-# %% ../nbs/21_localdb.ipynb #46854ed3
+# %% ../nbs/21_localdb.ipynb #a52d4dc2
 @dataclass
 class Source:
     "Files of one delivery that share their columns, and how to read them."
@@ -112,7 +112,7 @@ def sources(delivery: dict, # the staging marker of the delivery
         if not header: raise InputError(f"{files[0]}: empty file: no CSV header")
         spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
         rel = (f"read_csv([{', '.join(lit(p) for p in files)}], header = true, auto_detect = false, columns = {spec}, "
-               f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, max_line_size = 67108864)")
+               f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, max_line_size = 8388608)")
         out.append(Source(rel, [(h, f"c{i}", "VARCHAR") for i, h in enumerate(header)], files))
     return out
 
@@ -141,7 +141,7 @@ def plan(srcs, # the delivery's `Source`s
         if c not in existing: new.append((c, types[c]))
     return Plan(names, types, new, renamed)
 
-# %% ../nbs/21_localdb.ipynb #1dd9efd6
+# %% ../nbs/21_localdb.ipynb #793841eb
 @dataclass
 class Loaded:
     "What loading did for one billing period."
@@ -176,6 +176,10 @@ def _table_totals(con, period) -> tuple:
 
 def _explain(con, srcs, p: Plan, err) -> str:
     "Name the column, value and file behind a failed cast (a diagnostic pass, after the rollback)."
+    try: return _find_bad_value(con, srcs, p) or " ".join(str(err).split())[:300]
+    except duckdb.Error: return " ".join(str(err).split())[:300]
+
+def _find_bad_value(con, srcs, p: Plan):
     for s in srcs:
         for r, ref, t in s.columns:
             dest = p.types[p.names[r]]
@@ -184,7 +188,6 @@ def _explain(con, srcs, p: Plan, err) -> str:
                               f"AND TRY({cast_expr(ref, t, dest)}) IS NULL LIMIT 1").fetchall()
             if bad:
                 return f"column {r!r}: value {str(bad[0][0])[:80]!r} is not a valid {dest} (in {', '.join(f.name for f in s.files)})"
-    return " ".join(str(err).split())[:300]
 
 def load_delivery(con, # an open connection (not in a transaction)
                   delivery: dict, # the staging marker of the delivery

@@ -7,26 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import cur_fixtures as cf
-from finops_nb.config import load_config
-from finops_nb.extract import extract_billing
 from finops_nb.localdb import LOG, TABLE, DuckDBState, connect, load_billing_local, table_columns
+from helpers import config, query, run
 
 FINOPS = str(Path(sys.executable).with_name("finops"))
-
-
-def config(tmp_path, export="demo-cur", prefix="cur", cur="v1", **kw):
-    over = {"aws.bucket": f"file://{tmp_path / 'bucket'}", "aws.prefix": prefix, "aws.export_name": export,
-            "aws.cur_version": cur, "staging_dir": str(tmp_path / "staging"),
-            "database.duckdb.database_path": str(tmp_path / "finops.duckdb"), **kw}
-    return load_config(None, over, environ={})
-
-
-def run(cfg):
-    staged, found = extract_billing(cfg, progress=False)
-    assert not found.problems and all(not s.error for s in staged), (found.problems, staged)
-    loaded = load_billing_local(cfg, progress=False)
-    assert all(not r.error for r in loaded), [r.error for r in loaded]
-    return loaded
 
 
 def csv_sums(root, keys, column):
@@ -36,12 +20,6 @@ def csv_sums(root, keys, column):
         i = header.index(column)
         vals += [r[i] for r in rows]
     return cf.decimal_sum(vals)
-
-
-def query(cfg, sql, params=()):
-    con = connect(cfg, read_only=True)
-    try: return con.execute(sql, list(params)).fetchall()
-    finally: con.close()
 
 
 def test_v1_csv_sample_exact_to_the_last_digit(tmp_path):
@@ -170,7 +148,10 @@ def test_cli_load_and_nothing_new(tmp_path):
     r = subprocess.run([FINOPS, "aws", "load-billing-local"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "nothing to load" in r.stdout
     r = subprocess.run([FINOPS, "aws", "discover-manifests"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.splitlines()[2].endswith("up to date  up to date"), r.stdout
+    assert r.returncode == 0, r.stderr
+    head, _, row = r.stdout.splitlines()[:3]
+    assert head.split()[-3:] == ["staging", "duckdb", "parquet"]
+    assert row.endswith("up to date  up to date  new"), r.stdout
 
 
 def test_kill_mid_load_keeps_the_old_delivery(tmp_path):

@@ -1,0 +1,116 @@
+"BigQuery loading over HTTP with the official client, against the local-bigquery emulator."
+import os, subprocess, sys, uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import cur_fixtures as cf
+from finops_nb.bigquery import BigQueryState, bq_client, load_billing_remote, table_id
+from finops_nb.localdb import TABLE
+from finops_nb.parquet import export_parquet, parquet_path
+from helpers import config, query, run
+
+FINOPS = str(Path(sys.executable).with_name("finops"))
+
+
+@pytest.fixture
+def bqcfg(bq_server, tmp_path):
+    "A config whose BigQuery side is a fresh dataset on the emulator."
+    def make(**kw):
+        return config(tmp_path, **{"database.bigquery.project_id": bq_server.project,
+                                   "database.bigquery.api_endpoint": bq_server.url,
+                                   "database.bigquery.dataset_id": "ds_" + uuid.uuid4().hex[:10], **kw})
+    return make
+
+
+def bq_totals(client, cfg):
+    rows = client.query(f"SELECT billing_period, execution_id, COUNT(*) AS n, SUM(line_item_unblended_cost) AS u "
+                        f"FROM `{table_id(cfg)}` GROUP BY 1, 2 ORDER BY 1", job_retry=None).result(timeout=60)
+    return [(r["billing_period"], r["execution_id"], r["n"], r["u"]) for r in rows]
+
+
+def duck_totals(cfg):
+    return query(cfg, f"SELECT billing_period, execution_id, count(*), sum(line_item_unblended_cost) FROM {TABLE} GROUP BY 1, 2 ORDER BY 1")
+
+
+def test_two_periods_partitioned_clustered_exact(bqcfg):
+    cf.build_v1_csv(Path(bqcfg()["staging_dir"]).parent / "bucket", files=2)
+    cf.build_v1_csv(Path(bqcfg()["staging_dir"]).parent / "bucket", period="2023-12", files=1, rows=500)
+    cfg = bqcfg()
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    res = load_billing_remote(cfg, progress=False)
+    assert [(r.period, r.action, r.rows) for r in res] == [("2023-11", "loaded", 1281), ("2023-12", "loaded", 500)], res
+    client = bq_client(cfg)
+    t = client.get_table(table_id(cfg))
+    assert t.time_partitioning.type_ == "MONTH" and t.time_partitioning.field == "bill_billing_period_start_date"
+    assert t.clustering_fields == ["line_item_usage_start_date"]
+    types = {f.name: f.field_type for f in t.schema}
+    assert types["line_item_unblended_cost"] == "BIGNUMERIC" and types["line_item_usage_start_date"] == "TIMESTAMP"
+    assert bq_totals(client, cfg) == duck_totals(cfg)
+    assert bq_totals(client, cfg)[0][3] == Decimal("1.68230869740")
+    assert [r.action for r in load_billing_remote(cfg, progress=False)] == ["up to date", "up to date"]
+
+
+def test_restated_period_replaced_and_new_column_added(bqcfg, tmp_path):
+    cfg = bqcfg()
+    cf.build_v1_csv(tmp_path / "bucket", assembly_id="first-delivery", files=1, rows=200)
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    load_billing_remote(cfg, progress=False)
+    client = bq_client(cfg)
+    assert BigQueryState(cfg, client).loaded() == {"2023-11": "first-delivery"}
+    # the restatement: all rows, and a column the table has never seen
+    cf.build_v1_csv(tmp_path / "bucket", assembly_id="second-delivery", files=2,
+                    extra_columns={"resourceTags/user:Team": lambda i, row: f"team-{i % 3}"})
+    cf.build_v1_csv(tmp_path / "bucket", period="2024-01", assembly_id="jan", files=1, rows=50)
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    res = load_billing_remote(cfg, progress=False)
+    assert [(r.period, r.action) for r in res] == [("2023-11", "replaced"), ("2024-01", "loaded")]
+    assert bq_totals(client, cfg) == duck_totals(cfg)
+    assert bq_totals(client, cfg)[0][:3] == ("2023-11", "second-delivery", 1281)
+    names = [f.name for f in client.get_table(table_id(cfg)).schema]
+    assert "resource_tags_user_team" in names
+    teams = list(client.query(f"SELECT COUNT(DISTINCT resource_tags_user_team) AS n FROM `{table_id(cfg)}`", job_retry=None).result())
+    assert teams[0]["n"] == 3
+
+
+def test_failing_load_leaves_previous_rows(bqcfg, tmp_path):
+    cfg = bqcfg()
+    cf.build_v1_csv(tmp_path / "bucket", assembly_id="good", files=1, rows=100)
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    load_billing_remote(cfg, progress=False)
+    client = bq_client(cfg)
+    before = bq_totals(client, cfg)
+    # a new delivery whose Parquet file lies about its total: the check before COMMIT must refuse it
+    cf.build_v1_csv(tmp_path / "bucket", assembly_id="bad", files=1, rows=300)
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    path = parquet_path(tmp_path / "parquet", "2023-11")
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"finops_line_item_unblended_cost": b"999.5"}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    (r,) = load_billing_remote(cfg, progress=False)
+    assert r.action == "failed" and "line_item_unblended_cost total of 2023-11 differs" in r.error, r
+    assert bq_totals(client, cfg) == before
+    tables = [t.table_id for t in client.list_tables(f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}")]
+    assert tables == [cfg["database.bigquery.table_id"]]  # the staging table was dropped
+
+
+def test_cli_load_billing_remote(bqcfg, bq_server, tmp_path):
+    cfg = bqcfg()
+    cf.build_v1_csv(tmp_path / "bucket", files=1, rows=40)
+    run(cfg)
+    export_parquet(cfg, progress=False)
+    env = {**os.environ, "FINOPS__PARQUET_DIR": cfg["parquet_dir"], "FINOPS__DATABASE__BIGQUERY__PROJECT_ID": bq_server.project,
+           "FINOPS__DATABASE__BIGQUERY__API_ENDPOINT": bq_server.url,
+           "FINOPS__DATABASE__BIGQUERY__DATASET_ID": cfg["database.bigquery.dataset_id"]}
+    r = subprocess.run([FINOPS, "aws", "load-billing-remote"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "loaded" in r.stdout and "40" in r.stdout
+    r = subprocess.run([FINOPS, "aws", "load-billing-remote"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "nothing to load" in r.stdout
