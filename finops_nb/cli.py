@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'config_from', 'command', 'cmd_config', 'cmd_discover', 'cmd_extract',
-           'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'build_parser', 'main']
+           'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'cmd_pipeline', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #500ae58b
+# %% ../nbs/90_cli.ipynb #82ce7334
 import argparse, sys, traceback
 from . import __version__
 from .core import FinopsError, InputError, text_table
@@ -17,6 +17,7 @@ from .state import StagingState, status
 from .localdb import DuckDBState, load_billing_local
 from .parquet import ParquetState, export_parquet
 from .bigquery import BigQueryState, load_billing_remote
+from .pipeline import STEPS, Pipeline
 
 # %% ../nbs/90_cli.ipynb #ab3990e9
 def add_setting(p, # an argparse parser
@@ -147,7 +148,24 @@ def cmd_load_remote(args):
                    "nothing to load: BigQuery holds every exported period",
                    f"no Parquet file in {cfg['parquet_dir']}: run `finops aws export-parquet` first")
 
-# %% ../nbs/90_cli.ipynb #bea18f7f
+# %% ../nbs/90_cli.ipynb #878cf8c2
+def _pipeline_flags(p):
+    _source_flags(p); _window_flags(p)
+    add_setting(p, "--staging-dir", "staging_dir", "PATH")
+    add_setting(p, "--output-dir", "parquet_dir", "PATH")
+    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")
+    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated steps to run (default: all: {','.join(STEPS)})")
+    p.add_argument("--dry-run", action="store_true", help="print what each step would do per period; write nothing")
+
+@command("aws", "run-pipeline", "discover, extract, load into DuckDB, export Parquet and load into BigQuery (if configured)",
+         _pipeline_flags)
+def cmd_pipeline(args):
+    cfg = config_from(args)
+    run = Pipeline(cfg, steps=args.steps, dry_run=args.dry_run).run()
+    print(run)
+    run.finish()
+
+# %% ../nbs/90_cli.ipynb #e2418507
 def build_parser() -> argparse.ArgumentParser:
     "The `finops` argument parser, built from `COMMANDS`."
     p = argparse.ArgumentParser(prog="finops", description="AWS Cost and Usage Reports from S3 to DuckDB, Parquet and BigQuery.")
@@ -169,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=run)
     return p
 
-# %% ../nbs/90_cli.ipynb #ff3c3d8a
+# %% ../nbs/90_cli.ipynb #5b939a01
 def main(argv=None) -> int:
     "Entry point of the `finops` command."
     p = build_parser()

@@ -110,7 +110,7 @@ def read_config_file(path) -> dict:
             raise ConfigError(f"{path}: unknown key {_toml_name(name)}{_suggest(name)}; see config.toml.example")
     return flat
 
-# %% ../nbs/01_config.ipynb #e391454c
+# %% ../nbs/01_config.ipynb #8138c43e
 class Config:
     "Resolved settings: `cfg['aws.bucket']`, `cfg.source('aws.bucket')`, `cfg.show()`."
     def __init__(self, values, sources, file=None):
@@ -164,6 +164,8 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
         elif k.name in raw:
             v, src = check_value(k, raw[k.name], f"{file}: {_toml_name(k.name)}"), str(file)
             if k.kind == "path" and v is not None and not Path(v).expanduser().is_absolute(): v = str(base / v)
+            if k.name == "aws.bucket" and v and v.startswith("file://") and not v[7:].startswith("/"):
+                v = "file://" + str(base / v[7:])  # a local mirror named relative to the config file
         else:
             v, src = k.default, "default"
         if k.kind == "path" and v is not None: v = str(Path(v).expanduser())
