@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from .core import ConfigError, check_window, mask_secret
 
-# %% ../nbs/01_config.ipynb #bb81aa6c
+# %% ../nbs/01_config.ipynb #9510f8f8
 @dataclass(frozen=True)
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
@@ -42,6 +42,7 @@ KEYS = (
     Key("database.bigquery.table_id", "str", "aws_billing_data", "BigQuery table"),
     Key("database.bigquery.credentials_path", "path", None, "service-account JSON file (empty: Application Default Credentials)"),
     Key("database.bigquery.api_endpoint", "url", None, "BigQuery API endpoint, for emulators (empty: Google's)"),
+    Key("database.bigquery.timeout", "int", 120, "seconds one BigQuery call may take, retries included"),
     Key("aws.bucket", "str", None, "S3 bucket holding the export, or file:///path for a local mirror of it"),
     Key("aws.prefix", "str", "", "S3 path prefix given when the export was created (may be empty)"),
     Key("aws.export_name", "str", None, "report name (CUR v1) or export name (CUR 2.0)"),

@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['FinopsError', 'ConfigError', 'InputError', 'TransientError', 'parse_period', 'check_window', 'in_window',
-           'period_bounds', 'mask_secret', 'text_table']
+           'period_bounds', 'mask_secret', 'text_table', 'exclusive']
 
-# %% ../nbs/00_core.ipynb #b540ebb2
-import re
+# %% ../nbs/00_core.ipynb #86e140ff
+import fcntl, os, re
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #58372605
 class FinopsError(Exception):
@@ -80,3 +82,35 @@ def text_table(rows, # sequences of cells
     num = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) and rows for i in range(len(headers))]
     fmt = lambda r: "  ".join(c.rjust(w[i]) if num[i] else c.ljust(w[i]) for i, c in enumerate(r)).rstrip()
     return "\n".join([fmt(cells[0]), "  ".join("-" * x for x in w)] + [fmt(r) for r in cells[1:]])
+
+# %% ../nbs/00_core.ipynb #e0d44617
+_HELD = {}
+
+@contextmanager
+def exclusive(path, # the lock file to hold, e.g. `{staging_dir}/.finops.lock`
+              what, # what it protects, for the message
+             ):
+    "Hold an exclusive, re-entrant lock on `path`; raise `TransientError` at once if another process holds it."
+    path = Path(path).resolve()
+    if path in _HELD:
+        _HELD[path][1] += 1
+        try: yield
+        finally: _HELD[path][1] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise TransientError(f"{what} is in use by another finops run (pid {holder}, lock {path}); "
+                             "wait for it to finish and run again") from None
+    os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[path] = [fd, 1]
+    try: yield
+    finally:
+        _HELD[path][1] -= 1
+        if _HELD[path][1] == 0:
+            del _HELD[path]
+            fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)

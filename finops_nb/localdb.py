@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['TABLE', 'LOG', 'META', 'connect', 'table_columns', 'DuckDBState', 'Source', 'sources', 'Plan', 'plan', 'Loaded',
-           'load_delivery', 'load_billing_local']
+           'load_delivery', 'load_billing_local', 'database_lock']
 
-# %% ../nbs/21_localdb.ipynb #cbd56793
+# %% ../nbs/21_localdb.ipynb #0da4e7fd
 import csv, gzip, io, json, shutil, time, zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 import duckdb
 from tqdm.auto import tqdm
-from .core import FinopsError, InputError, TransientError, in_window
+from .core import FinopsError, InputError, TransientError, exclusive, in_window
 from .schema import (CHECK_DECIMAL, COST_COLUMNS, DECIMAL, JSON, TIMESTAMP, VARCHAR, cast_expr, column_type,
                               lit, name_columns, q)
 from .state import StagingState, status
@@ -232,7 +232,7 @@ def load_delivery(con, # an open connection (not in a transaction)
         shutil.rmtree(scratch, ignore_errors=True)
     return Loaded(period, exe, "loaded", len(delivery["files"]), rows, tot, round(time.time() - t0, 2), p.renamed)
 
-# %% ../nbs/21_localdb.ipynb #df9f272d
+# %% ../nbs/21_localdb.ipynb #ad362de8
 def load_billing_local(cfg, # a `Config`
                        start=None, end=None, # window; default the config's start_date/end_date
                        progress=None, # progress bar over periods: True, False, None (auto)
@@ -244,11 +244,16 @@ def load_billing_local(cfg, # a `Config`
     out = [Loaded(p, m["execution_id"], "up to date", len(m["files"])) for p, m in staged.items() if held.get(p) == m["execution_id"]]
     todo = [m for p, m in staged.items() if held.get(p) != m["execution_id"]]
     if not todo: return out
-    con = connect(cfg)
-    try:
-        for m in tqdm(todo, desc="DuckDB load", unit="period", disable=(not progress) if progress is not None else None):
-            try: out.append(load_delivery(con, m))
-            except FinopsError as e:
-                out.append(Loaded(m["period"], m["execution_id"], "failed", len(m["files"]), error=str(e)))
-    finally: con.close()
+    with exclusive(database_lock(cfg), "the DuckDB database"):
+        con = connect(cfg)
+        try:
+            for m in tqdm(todo, desc="DuckDB load", unit="period", disable=(not progress) if progress is not None else None):
+                try: out.append(load_delivery(con, m))
+                except FinopsError as e:
+                    out.append(Loaded(m["period"], m["execution_id"], "failed", len(m["files"]), error=str(e)))
+        finally: con.close()
     return sorted(out, key=lambda r: r.period)
+
+def database_lock(cfg) -> Path:
+    "The lock file writers of the DuckDB database and of what is exported from it hold."
+    return Path(cfg["database.duckdb.database_path"] + ".finops.lock")

@@ -5,16 +5,16 @@
 # %% auto #0
 __all__ = ['parquet_path', 'parquet_info', 'ParquetState', 'Exported', 'export_period', 'export_parquet']
 
-# %% ../nbs/30_parquet.ipynb #0f558e0d
+# %% ../nbs/30_parquet.ipynb #3e347c46
 import os, time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
-from .core import FinopsError, InputError, in_window
+from .core import FinopsError, InputError, exclusive, in_window
 from .schema import COST_COLUMNS, lit, q
-from .localdb import TABLE, DuckDBState, connect, table_columns
+from .localdb import TABLE, DuckDBState, connect, database_lock, table_columns
 
 # %% ../nbs/30_parquet.ipynb #fd4eca1a
 def parquet_path(folder, period) -> Path:
@@ -80,7 +80,7 @@ def export_period(con, # a DuckDB connection
     finally:
         tmp.unlink(missing_ok=True)
 
-# %% ../nbs/30_parquet.ipynb #4803652d
+# %% ../nbs/30_parquet.ipynb #8b1158ea
 def export_parquet(cfg, # a `Config`
                    start=None, end=None, # window; default the config's start_date/end_date
                    output_dir=None, # default: the config's parquet_dir
@@ -101,14 +101,15 @@ def export_parquet(cfg, # a `Config`
         elif info.get("execution_id"): todo.append((period, exe, path, f"re-exported (stale: was {info['execution_id']})"))
         else: out.append(Exported(period, exe, "skipped", path=str(path), error=f"{path}: no finops metadata; use --overwrite to replace it"))
     if todo:
-        con = connect(cfg, read_only=True)
-        try:
-            for period, exe, path, action in tqdm(todo, desc="Parquet", unit="period", disable=(not progress) if progress is not None else None):
-                t0 = time.time()
-                try:
-                    rows, tot = export_period(con, period, exe, path)
-                    out.append(Exported(period, exe, action, rows, tot, str(path), round(time.time() - t0, 2)))
-                except (FinopsError, OSError) as e:
-                    out.append(Exported(period, exe, "failed", path=str(path), error=str(e)))
-        finally: con.close()
+        with exclusive(database_lock(cfg), "the DuckDB database"):
+            con = connect(cfg, read_only=True)
+            try:
+                for period, exe, path, action in tqdm(todo, desc="Parquet", unit="period", disable=(not progress) if progress is not None else None):
+                    t0 = time.time()
+                    try:
+                        rows, tot = export_period(con, period, exe, path)
+                        out.append(Exported(period, exe, action, rows, tot, str(path), round(time.time() - t0, 2)))
+                    except (FinopsError, OSError) as e:
+                        out.append(Exported(period, exe, "failed", path=str(path), error=str(e)))
+            finally: con.close()
     return sorted(out, key=lambda r: r.period)

@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['STEPS', 'PipelineError', 'Failure', 'Pipeline', 'Reconciliation', 'reconcile', 'run_pipeline', 'frame', 'versions']
 
-# %% ../nbs/50_pipeline.ipynb #3b05c005
+# %% ../nbs/50_pipeline.ipynb #70bb9417
 import platform, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import duckdb
 from . import __version__
-from .core import ConfigError, FinopsError, in_window, text_table
+from .core import ConfigError, FinopsError, exclusive, in_window, text_table
 from .manifests import discover_manifests
 from .state import StagingState, status
 from .storage import open_store
-from .extract import stage_all
-from .localdb import DuckDBState, TABLE, connect, load_billing_local, sources, plan, _source_totals
+from .extract import stage_all, staging_lock
+from .localdb import DuckDBState, TABLE, connect, database_lock, load_billing_local, sources, plan, _source_totals
 from .parquet import ParquetState, export_parquet
 from .schema import COST_COLUMNS
 from .bigquery import BigQueryState, bq_client, load_billing_remote, table_id
@@ -150,7 +150,7 @@ def _would(self) -> list:
     return rows
 Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #5dfc41ea
+# %% ../nbs/50_pipeline.ipynb #75a40c50
 def _summary_rows(self) -> list:
     rows = []
     for period in sorted(self.periods, reverse=True):
@@ -184,8 +184,8 @@ def _html(self) -> str:
 def _run(self):
     "Run every stage (or, for a dry run, say what each would do); failures are recorded, see `finish`."
     self.discover()
-    if self.dry_run: self.would()
-    else:
+    if self.dry_run: self.would(); return self
+    with exclusive(staging_lock(self.cfg), "the staging folder"), exclusive(database_lock(self.cfg), "the DuckDB database"):
         self.extract(); self.load_local(); self.export_parquet(); self.load_remote()
     return self
 
