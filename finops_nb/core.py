@@ -12,11 +12,14 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-# %% ../nbs/00_core.ipynb #58372605
+# %% ../nbs/00_core.ipynb #b449df14
 class FinopsError(Exception):
     "Base of the errors finops_nb raises on purpose; the message is meant for the user."
     exit_code = 1
     transient = False
+    def _render_traceback_(self):
+        "In Jupyter (and so in an executed run notebook) show the one-line message, not a traceback."
+        return [f"{type(self).__name__}: {self}"]
 
 class ConfigError(FinopsError):
     "The configuration (file, environment, flags) is wrong: fix it and run again."

@@ -22,7 +22,7 @@ from .parquet import ParquetState, export_parquet
 from .schema import COST_COLUMNS
 from .bigquery import BigQueryState, bq_client, load_billing_remote, table_id
 
-# %% ../nbs/50_pipeline.ipynb #b18eb0de
+# %% ../nbs/50_pipeline.ipynb #6ea85d81
 STEPS = ("extract", "load_local", "export_parquet", "load_remote")
 
 class PipelineError(FinopsError):
@@ -54,6 +54,8 @@ class Pipeline:
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         self.started, self.ended = datetime.now(timezone.utc), None
         self.found, self.periods, self.failures, self.plan_rows, self.seconds = None, {}, [], [], {}
+    @property
+    def window(self) -> str: return f"{self.start or 'first'} .. {self.end or 'last'} period"
     def _rec(self, period, step, action, **info):
         self.periods.setdefault(period, {})[step] = {"action": action, **info}
     def _fail(self, period, step, error):
@@ -150,7 +152,7 @@ def _would(self) -> list:
     return rows
 Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #75a40c50
+# %% ../nbs/50_pipeline.ipynb #d96bd865
 def _summary_rows(self) -> list:
     rows = []
     for period in sorted(self.periods, reverse=True):
@@ -168,7 +170,7 @@ def _finish(self):
     return self
 
 def _text(self) -> str:
-    head = (f"run {self.run_id}  {'DRY RUN  ' if self.dry_run else ''}window {self.start or '…'}..{self.end or '…'}  "
+    head = (f"run {self.run_id}  {'DRY RUN  ' if self.dry_run else ''}window {self.window}  "
             f"steps {','.join(self.steps)}")
     if self.dry_run:
         body = text_table(self.plan_rows, ("period", "execution id", *STEPS)) if self.plan_rows else "no delivery found"
@@ -261,7 +263,7 @@ def reconcile(cfg, start=None, end=None, staged=True) -> Reconciliation:
         except gx.NotFound: pass
     return Reconciliation(out)
 
-# %% ../nbs/50_pipeline.ipynb #d4f295e7
+# %% ../nbs/50_pipeline.ipynb #ed9e199c
 def run_pipeline(cfg, # a `Config`
                  start=None, end=None, # window; default the config's start_date/end_date
                  steps=STEPS, # steps to run
@@ -272,9 +274,10 @@ def run_pipeline(cfg, # a `Config`
     return Pipeline(cfg, start, end, steps, dry_run, progress).run().finish()
 
 def frame(results) -> "pandas.DataFrame":
-    "A stage's results (dataclasses or dicts) as a DataFrame for display: lists counted, cost totals as exact text."
+    "A stage's results (dataclasses or dicts) as a DataFrame for display: lists counted, cost totals as exact text; a note for a step not run."
     import pandas as pd
     from dataclasses import asdict, is_dataclass
+    if results is None: return "step not run (not selected, a dry run, or BigQuery not configured)"
     rows = []
     for r in results or []:
         d = asdict(r) if is_dataclass(r) else dict(r)
