@@ -68,7 +68,7 @@ class Pipeline:
         except FinopsError as e: self._fail("*", step, e)
         finally: self.seconds[step] = round(time.time() - t0, 2)
 
-# %% ../nbs/50_pipeline.ipynb #3243819a
+# %% ../nbs/50_pipeline.ipynb #d78c16b2
 def _discover(self):
     "Find the current delivery of every period in the window."
     def go():
@@ -78,51 +78,40 @@ def _discover(self):
         return self.found
     return self._guard("discover", go)
 
+def _stage(self, step, call, info):
+    "Run one step over the window: `call()` gives its per-period results; each is recorded (or its failure)."
+    if step not in self.steps or self.dry_run: return None
+    def go():
+        res = call()
+        for r in res:
+            if r.action == "failed": self._fail(r.period, step, r.error)
+            else: self._rec(r.period, step, r.action, **info(r))
+        return res
+    return self._guard(step, go)
+
 def _extract(self):
     "Stage new or changed deliveries."
-    if "extract" not in self.steps or self.found is None or self.dry_run: return None
-    def go():
-        res = stage_all(self.store, self.found.manifests, self.cfg["staging_dir"], progress=self.progress)
-        for r in res:
-            if r.error: self._fail(r.period, "extract", r.error)
-            else: self._rec(r.period, "extract", r.action, execution_id=r.execution_id, files=r.files, downloaded=r.downloaded, seconds=r.seconds)
-        return res
-    return self._guard("extract", go)
+    if self.found is None: return None
+    return self._stage("extract", lambda: stage_all(self.store, self.found.manifests, self.cfg["staging_dir"], progress=self.progress),
+                       lambda r: dict(execution_id=r.execution_id, files=r.files, downloaded=r.downloaded, seconds=r.seconds))
 
 def _load_local(self):
     "Load staged deliveries DuckDB does not hold."
-    if "load_local" not in self.steps or self.dry_run: return None
-    def go():
-        res = load_billing_local(self.cfg, self.start, self.end, progress=self.progress)
-        for r in res:
-            if r.error: self._fail(r.period, "load_local", r.error)
-            else: self._rec(r.period, "load_local", r.action, execution_id=r.execution_id, rows=r.rows, seconds=r.seconds)
-        return res
-    return self._guard("load_local", go)
+    return self._stage("load_local", lambda: load_billing_local(self.cfg, self.start, self.end, progress=self.progress),
+                       lambda r: dict(execution_id=r.execution_id, rows=r.rows, seconds=r.seconds))
 
 def _export_parquet(self):
     "Export every period DuckDB holds that has no up-to-date Parquet file."
-    if "export_parquet" not in self.steps or self.dry_run: return None
-    def go():
-        res = export_parquet(self.cfg, self.start, self.end, progress=self.progress)
-        for r in res:
-            if r.action == "failed": self._fail(r.period, "export_parquet", r.error)
-            else: self._rec(r.period, "export_parquet", r.action, rows=r.rows, seconds=r.seconds)
-        return res
-    return self._guard("export_parquet", go)
+    return self._stage("export_parquet", lambda: export_parquet(self.cfg, self.start, self.end, progress=self.progress),
+                       lambda r: dict(rows=r.rows, seconds=r.seconds))
 
 def _load_remote(self):
     "Load Parquet files BigQuery does not hold (only when BigQuery is configured)."
-    if "load_remote" not in self.steps or self.dry_run or not self.cfg.bigquery_enabled: return None
-    def go():
-        res = load_billing_remote(self.cfg, self.start, self.end, progress=self.progress)
-        for r in res:
-            if r.error: self._fail(r.period, "load_remote", r.error)
-            else: self._rec(r.period, "load_remote", r.action, rows=r.rows, seconds=r.seconds)
-        return res
-    return self._guard("load_remote", go)
+    if not self.cfg.bigquery_enabled: return None
+    return self._stage("load_remote", lambda: load_billing_remote(self.cfg, self.start, self.end, progress=self.progress),
+                       lambda r: dict(rows=r.rows, seconds=r.seconds))
 
-Pipeline.discover, Pipeline.extract, Pipeline.load_local = _discover, _extract, _load_local
+Pipeline._stage, Pipeline.discover, Pipeline.extract, Pipeline.load_local = _stage, _discover, _extract, _load_local
 Pipeline.export_parquet, Pipeline.load_remote = _export_parquet, _load_remote
 
 # %% ../nbs/50_pipeline.ipynb #fe0d43da
