@@ -74,8 +74,8 @@ class LocalStore:
                 out.write(b)
                 if on_bytes: on_bytes(len(b))
 
-# %% ../nbs/05_storage.ipynb #5b0a52b0
-TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=32 << 20, max_concurrency=4)
+# %% ../nbs/05_storage.ipynb #5014cedb
+TRANSFER = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
 
 def s3_client(cfg):
     "A boto3 S3 client for the `[aws]` settings of `cfg`."
@@ -84,7 +84,7 @@ def s3_client(cfg):
                             aws_secret_access_key=cfg.get("aws.aws_secret_access_key"),
                             region_name=cfg.get("aws.region"))
     return session.client("s3", endpoint_url=cfg.get("aws.endpoint_url"),
-                          config=BotoConfig(retries={"max_attempts": 8, "mode": "adaptive"},
+                          config=BotoConfig(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=64,
                                             connect_timeout=10, read_timeout=120))
 
 def _s3_error(e, bucket, key=""):

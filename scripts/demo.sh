@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "demo: Python >= 3.11 needed (set PYTHON=...)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+.venv/bin/python -m pip install -q --disable-pip-version-check -e . 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
 mkdir -p runs/reports
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 reports=()
