@@ -54,7 +54,7 @@ def _is_done(dest: Path, size, etag) -> bool:
     if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
     return not plain_md5(etag) or md5_file(dest) == plain_md5(etag)
 
-# %% ../nbs/11_extract.ipynb #2d2278bc
+# %% ../nbs/11_extract.ipynb #c0fcd070
 @dataclass
 class Staged:
     "What extraction did for one billing period."
@@ -88,13 +88,18 @@ def stage_manifest(store, # where the export lives
     bar = tqdm(total=sum(sizes[k] for k in todo), unit="B", unit_scale=True, unit_divisor=1024,
                desc=f"{m.period} {m.execution_id[:12]}", disable=(not progress) if progress is not None else None,
                leave=False)
-    lock = threading.Lock()
+    lock, done = threading.Lock(), [0]
     def on_bytes(n):
         with lock: bar.update(n)
+    def fetch(k):
+        got = _fetch(store, k, paths[k], objs[k].size, objs[k].etag, on_bytes)
+        with lock:
+            done[0] += 1
+            bar.set_postfix(files=f"{done[0]}/{len(todo)}")
+        return got
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
-            futs = [pool.submit(_fetch, store, k, paths[k], objs[k].size, objs[k].etag, on_bytes) for k in todo]
-            res.bytes = sum(f.result() for f in futs)
+            res.bytes = sum(pool.map(fetch, todo))
     finally:
         bar.close()
     for part in folder.rglob(".*.part"): part.unlink(missing_ok=True)  # left by an interrupted run

@@ -114,3 +114,25 @@ def test_cli_load_billing_remote(bqcfg, bq_server, tmp_path):
     assert "loaded" in r.stdout and "40" in r.stdout
     r = subprocess.run([FINOPS, "aws", "load-billing-remote"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "nothing to load" in r.stdout
+
+
+def test_bad_credentials_file_is_one_clear_error(tmp_path):
+    from finops_nb.core import ConfigError
+    bad = tmp_path / "sa.json"
+    bad.write_text("{not json")
+    cfg = config(tmp_path, **{"database.bigquery.project_id": "p", "database.bigquery.credentials_path": str(bad)})
+    with pytest.raises(ConfigError, match=r"credentials_path: .*sa.json: not a usable service-account file"):
+        bq_client(cfg)
+
+
+def test_google_errors_become_one_line(tmp_path):
+    from google.api_core import exceptions as gx
+    from finops_nb.bigquery import bq_error
+    from finops_nb.core import ConfigError, InputError, TransientError
+    cases = [(gx.Forbidden("Access Denied: Project p: User does not have bigquery.jobs.create permission"), ConfigError, "permission denied"),
+             (gx.NotFound("Not found: Project nope"), ConfigError, "not found"),
+             (gx.TooManyRequests("Quota exceeded: too many table update operations"), TransientError, "over quota"),
+             (gx.BadRequest("Syntax error"), InputError, "Syntax error")]
+    for exc, kind, text in cases:
+        err = bq_error(exc, "p.d.t 2024-01")
+        assert isinstance(err, kind) and text in str(err) and str(err).startswith("p.d.t 2024-01: ") and "\n" not in str(err)

@@ -188,3 +188,14 @@ def test_kill_mid_load_keeps_the_old_delivery(tmp_path):
     assert (again.execution_id, again.rows) == ("restated", 4 * 124340)
     assert again.totals["line_item_unblended_cost"] == 4 * cf.decimal_sum_doubles(
         pq.read_table(new / "part-0.snappy.parquet", columns=["line_item_unblended_cost"]).column(0).to_pylist())
+
+
+def test_memory_limit_and_threads_are_applied(tmp_path):
+    cfg = config(tmp_path, **{"database.duckdb.memory_limit": "512MiB", "database.duckdb.threads": 1})
+    con = connect(cfg)
+    try:
+        (limit, threads, tz), = con.execute("SELECT current_setting('memory_limit'), current_setting('threads'), "
+                                            "current_setting('TimeZone')").fetchall()
+    finally:
+        con.close()
+    assert (limit, threads, tz) == ("512.0 MiB", 1, "UTC")
