@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TABLE', 'LOG', 'META', 'connect', 'table_columns', 'DuckDBState', 'Source', 'sources', 'Plan', 'plan', 'Loaded',
-           'load_delivery', 'load_billing_local', 'database_lock']
+           'source_totals', 'load_delivery', 'load_billing_local', 'database_lock']
 
 # %% ../nbs/21_localdb.ipynb #0da4e7fd
 import csv, gzip, io, json, shutil, time, zipfile
@@ -141,7 +141,7 @@ def plan(srcs, # the delivery's `Source`s
         if c not in existing: new.append((c, types[c]))
     return Plan(names, types, new, renamed)
 
-# %% ../nbs/21_localdb.ipynb #793841eb
+# %% ../nbs/21_localdb.ipynb #4b6af46a
 @dataclass
 class Loaded:
     "What loading did for one billing period."
@@ -155,10 +155,9 @@ class Loaded:
     renamed: list = field(default_factory=list)
     error: str = ""
 
-def _source_totals(con, srcs, p: Plan) -> tuple:
+def source_totals(con, srcs, p: Plan) -> tuple:
     "Rows and cost totals computed from the staged files' own values, at the check scale."
     rows, totals = 0, {c: None for c in COST_COLUMNS}
-    inv = {p.names[r]: (ref, t) for s in srcs for r, ref, t in s.columns}
     for s in srcs:
         by_col = {p.names[r]: (ref, t) for r, ref, t in s.columns}
         sums = [f"sum({cast_expr(*by_col[c], CHECK_DECIMAL)})" if c in by_col else "NULL" for c in COST_COLUMNS]
@@ -213,7 +212,7 @@ def load_delivery(con, # an open connection (not in a transaction)
                 exprs = [cast_expr(ref, t, p.types[p.names[r]]) for r, ref, t in s.columns]
                 con.execute(f"INSERT INTO {TABLE} ({', '.join(META)}, {', '.join(q(c) for c in cols)}) "
                             f"SELECT {lit(period)}, {lit(exe)}, {', '.join(exprs)} FROM {s.relation}")
-            src_rows, src_tot = _source_totals(con, srcs, p)
+            src_rows, src_tot = source_totals(con, srcs, p)
             rows, tot = _table_totals(con, period)
             if rows != src_rows or any(tot[c] != src_tot[c] for c in COST_COLUMNS):
                 diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in COST_COLUMNS if tot[c] != src_tot[c])

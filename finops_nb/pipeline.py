@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['STEPS', 'PipelineError', 'Failure', 'Pipeline', 'Reconciliation', 'reconcile', 'run_pipeline', 'frame', 'versions']
 
-# %% ../nbs/50_pipeline.ipynb #70bb9417
+# %% ../nbs/50_pipeline.ipynb #2bc1178c
 import platform, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,9 +17,10 @@ from .manifests import discover_manifests
 from .state import StagingState, status
 from .storage import open_store
 from .extract import stage_all, staging_lock
-from .localdb import DuckDBState, TABLE, connect, database_lock, load_billing_local, sources, plan, _source_totals
+from .localdb import (DuckDBState, TABLE, connect, database_lock, load_billing_local, plan, source_totals,
+                              sources, table_columns)
 from .parquet import ParquetState, export_parquet
-from .schema import COST_COLUMNS
+from .schema import COST_COLUMNS, lit, q
 from .bigquery import BigQueryState, bq_client, load_billing_remote, table_id
 
 # %% ../nbs/50_pipeline.ipynb #6ea85d81
@@ -141,7 +142,7 @@ def _would(self) -> list:
     return rows
 Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #d96bd865
+# %% ../nbs/50_pipeline.ipynb #b1356fc5
 def _summary_rows(self) -> list:
     rows = []
     for period in sorted(self.periods, reverse=True):
@@ -209,37 +210,43 @@ class Reconciliation:
     @property
     def ok(self) -> bool: return all(r[-1] == "yes" for r in self.table()[1])
 
-def reconcile(cfg, start=None, end=None, staged=True) -> Reconciliation:
+def _sums(con, relation, have, where="", params=()) -> list:
+    "[(key…, rows, totals)] of `relation`: count(*) and the cost totals (NULL for a cost column it lacks)."
+    sums = ", ".join(f"sum({q(c)})" if c in have else "NULL" for c in COST_COLUMNS)
+    return con.execute(f"SELECT count(*), {sums} FROM {relation} {where}", list(params)).fetchall()
+
+def reconcile(cfg, # a `Config`
+              start=None, end=None, # window; default the config's start_date/end_date
+              staged=True, # also sum the staged files (reads them all)
+             ) -> Reconciliation:
     "Rows and exact totals per period in staging (read from the files), DuckDB, Parquet and BigQuery (if configured)."
     start, end = start or cfg.get("start_date"), end or cfg.get("end_date")
-    out = []
-    if staged:
-        for period, m in sorted(StagingState(cfg["staging_dir"]).markers().items()):
+    out, con = [], duckdb.connect()
+    try:
+        for period, m in sorted(StagingState(cfg["staging_dir"]).markers().items()) if staged else []:
             if not in_window(period, start, end): continue
-            con = duckdb.connect()
             try:
                 srcs = sources(m, Path(m["folder"]) / ".finops-unzipped")
-                n, tot = _source_totals(con, srcs, plan(srcs, {}, {}))
-                out.append((period, "staging", n, {c: v for c, v in tot.items()}))
-            except FinopsError: pass
-            finally: con.close()
+                n, tot = source_totals(con, srcs, plan(srcs, {}, {}))
+                out.append((period, "staging", n, tot))
+            except FinopsError: pass  # an unreadable staged delivery is reported by the load, not here
+        folder = Path(cfg["parquet_dir"])
+        for f in sorted(folder.glob("*_aws_billing.parquet")) if folder.is_dir() else []:
+            if not in_window(f.name[:7], start, end): continue
+            rel = f"read_parquet({lit(f)})"
+            have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+            (n, *v), = _sums(con, rel, have)
+            out.append((f.name[:7], "parquet", n, dict(zip(COST_COLUMNS, v))))
+    finally: con.close()
     if Path(cfg["database.duckdb.database_path"]).is_file():
-        con = connect(cfg, read_only=True)
+        db = connect(cfg, read_only=True)
         try:
-            cols = {r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()} if con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]).fetchall()[0][0] else set()
-            sums = ", ".join(f"sum({c})" if c in cols else "NULL" for c in COST_COLUMNS)
-            for p, n, *v in (con.execute(f"SELECT billing_period, count(*), {sums} FROM {TABLE} GROUP BY 1").fetchall() if cols else []):
-                if in_window(p, start, end): out.append((p, "duckdb", n, dict(zip(COST_COLUMNS, v))))
-        finally: con.close()
-    folder = Path(cfg["parquet_dir"])
-    for f in sorted(folder.glob("*_aws_billing.parquet")) if folder.is_dir() else []:
-        p = f.name[:7]
-        if not in_window(p, start, end): continue
-        rel = f"read_parquet('{str(f).replace(chr(39), chr(39) * 2)}')"
-        have = {r[0] for r in duckdb.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
-        n, *v = duckdb.execute(f"SELECT count(*), {', '.join(f'sum({c})' if c in have else 'NULL' for c in COST_COLUMNS)} FROM {rel}").fetchall()[0]
-        out.append((p, "parquet", n, dict(zip(COST_COLUMNS, v))))
+            have = table_columns(db)
+            if have:
+                sums = ", ".join(f"sum({q(c)})" if c in have else "NULL" for c in COST_COLUMNS)
+                for p, n, *v in db.execute(f"SELECT billing_period, count(*), {sums} FROM {TABLE} GROUP BY 1").fetchall():
+                    if in_window(p, start, end): out.append((p, "duckdb", n, dict(zip(COST_COLUMNS, v))))
+        finally: db.close()
     if cfg.bigquery_enabled:
         from google.api_core import exceptions as gx
         client = bq_client(cfg)
@@ -250,7 +257,8 @@ def reconcile(cfg, start=None, end=None, staged=True) -> Reconciliation:
                 if in_window(r["billing_period"], start, end):
                     out.append((r["billing_period"], "bigquery", r["n"], {c: r[c] for c in COST_COLUMNS}))
         except gx.NotFound: pass
-    return Reconciliation(out)
+    order = {"staging": 0, "duckdb": 1, "parquet": 2, "bigquery": 3}
+    return Reconciliation(sorted(out, key=lambda r: (r[0], order[r[1]])))
 
 # %% ../nbs/50_pipeline.ipynb #ed9e199c
 def run_pipeline(cfg, # a `Config`
