@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PARTITION_FIELD', 'CLUSTER_FIELD', 'bq_client', 'bq_error', 'table_id', 'bq_type', 'bq_schema', 'BigQueryState',
-           'ensure_table', 'replace_script', 'Remote', 'load_period', 'load_billing_remote']
+           'ensure_table', 'replace_script', 'Remote', 'load_period', 'load_billing_remote', 'drop_staging_tables']
 
 # %% ../nbs/40_bigquery.ipynb #070eea2c
 import re, time, uuid
@@ -142,7 +142,7 @@ def replace_script(tid, stg, period, columns, rows, totals) -> str:
                       f"INSERT INTO `{tid}` ({cols}) SELECT {cols} FROM `{stg}`;", *[c + ";" for c in checks],
                       "COMMIT TRANSACTION;"])
 
-# %% ../nbs/40_bigquery.ipynb #0c0161d8
+# %% ../nbs/40_bigquery.ipynb #5ed8a069
 @dataclass
 class Remote:
     "What BigQuery loading did for one billing period."
@@ -153,6 +153,7 @@ class Remote:
     totals: dict = field(default_factory=dict)
     seconds: float = 0.0
     error: str = ""
+    transient: bool = False
 
 def load_period(client, cfg, path: Path) -> tuple:
     "Replace the period of the Parquet file `path` in the table; returns (rows, totals). Raises `FinopsError`."
@@ -184,7 +185,7 @@ def load_period(client, cfg, path: Path) -> tuple:
         try: client.delete_table(stg, not_found_ok=True, retry=_retry(cfg))
         except Exception: pass  # best effort: a leftover staging table holds no rows of the real table
 
-# %% ../nbs/40_bigquery.ipynb #a74c9af9
+# %% ../nbs/40_bigquery.ipynb #6e883467
 def load_billing_remote(cfg, # a `Config`
                         start=None, end=None, # window; default the config's start_date/end_date
                         overwrite=False, # reload periods that are up to date too
@@ -192,7 +193,7 @@ def load_billing_remote(cfg, # a `Config`
                         client=None, # a bigquery.Client (default: from the config)
                        ) -> list:
     "Load each period's Parquet file into BigQuery when the table does not hold that delivery; a `Remote` per file."
-    start, end = start or cfg.get("start_date"), end or cfg.get("end_date")
+    start, end = cfg.window(start, end)
     client = client or bq_client(cfg)
     folder = Path(cfg["parquet_dir"])
     files = sorted(folder.glob("*_aws_billing.parquet")) if folder.is_dir() else []
@@ -200,17 +201,32 @@ def load_billing_remote(cfg, # a `Config`
     held = BigQueryState(cfg, client).loaded() if files else {}
     out = []
     with exclusive(database_lock(cfg), "the DuckDB database and its exports"):
+        if files: drop_staging_tables(client, cfg)
         _load_files(client, cfg, files, held, overwrite, progress, out)
     return out
+
+def drop_staging_tables(client, cfg) -> list:
+    "Drop staging tables a killed run left in the dataset (the lock says no finops run is using them); their ids."
+    from google.api_core import exceptions as gx
+    ds = f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}"
+    prefix = f"{cfg['database.bigquery.table_id']}__staging_"
+    try:
+        old = [t.table_id for t in client.list_tables(ds, retry=_retry(cfg)) if t.table_id.startswith(prefix)]
+        for t in old: client.delete_table(f"{ds}.{t}", not_found_ok=True, retry=_retry(cfg))
+        return old
+    except gx.NotFound: return []
+    except Exception as e: raise bq_error(e, ds) from None
 
 def _load_files(client, cfg, files, held, overwrite, progress, out):
     for path in tqdm(files, desc="BigQuery", unit="period", disable=(not progress) if progress is not None else None):
         info, t0 = parquet_info(path), time.time()
         period, exe = path.name[:7], info.get("execution_id", "")
-        if held.get(period) == exe and not overwrite:
+        # a period of no rows leaves no row to tell its execution id: absent from the table is up to date
+        empty_done = info.get("rows") == "0" and period not in held
+        if (held.get(period) == exe or empty_done) and not overwrite:
             out.append(Remote(period, exe, "up to date")); continue
         try:
             rows, tot = load_period(client, cfg, path)
             out.append(Remote(period, exe, "replaced" if period in held else "loaded", rows, tot, round(time.time() - t0, 2)))
         except FinopsError as e:
-            out.append(Remote(period, exe, "failed", error=str(e)))
+            out.append(Remote(period, exe, "failed", error=str(e), transient=e.transient))

@@ -6,10 +6,10 @@
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'config_from', 'command', 'cmd_config', 'cmd_discover', 'cmd_extract',
            'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'cmd_pipeline', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #82ce7334
+# %% ../nbs/90_cli.ipynb #4616b1c1
 import argparse, sys, traceback
 from . import __version__
-from .core import FinopsError, InputError, text_table
+from .core import FinopsError, InputError, TransientError, text_table
 from .config import load_config, KEY
 from .manifests import discover_manifests
 from .extract import extract_billing
@@ -53,7 +53,7 @@ def command(group, # "" for top level, or "aws"
 def cmd_config(args):
     print(config_from(args).show())
 
-# %% ../nbs/90_cli.ipynb #49494afc
+# %% ../nbs/90_cli.ipynb #f776ec13
 def _source_flags(p):
     add_setting(p, "--bucket", "aws.bucket", "NAME")
     add_setting(p, "--prefix", "aws.prefix", "PREFIX")
@@ -97,8 +97,7 @@ def cmd_extract(args):
         print(f"nothing to download: every period is already staged in {cfg['staging_dir']}")
     for s in staged:
         if s.error: print(f"finops: error: {s.period}: {s.error}", file=sys.stderr)
-    failed = [s for s in staged if s.error]
-    return InputError.exit_code if failed else _problems(found)
+    return _exit_code(staged) or _problems(found)
 
 # %% ../nbs/90_cli.ipynb #5b0a36c2
 def _fmt_total(v): return "" if v is None else f"{v.normalize():f}"
@@ -115,9 +114,15 @@ def cmd_load_local(args):
                    f"nothing to load: {cfg['database.duckdb.database_path']} holds every staged delivery",
                    f"nothing staged in {cfg['staging_dir']}: run `finops aws extract-billing` first")
 
-# %% ../nbs/90_cli.ipynb #4b8fa582
+# %% ../nbs/90_cli.ipynb #edfb454b
 def _overwrite_flag(p, what):
     p.add_argument("--overwrite", action="store_true", help=f"rewrite {what} that are up to date too")
+
+def _exit_code(results) -> int:
+    "0 if nothing failed; 75 (try again later) if every failure is transient; else 3."
+    failed = [r for r in results if r.action == "failed"]
+    if not failed: return 0
+    return TransientError.exit_code if all(r.transient for r in failed) else InputError.exit_code
 
 def _report(results, cols, done_msg, nothing_msg):
     "Print a results table and errors; the exit code."
@@ -127,7 +132,7 @@ def _report(results, cols, done_msg, nothing_msg):
     elif all(r.action == "up to date" for r in results): print(done_msg)
     for r in results:
         if r.error: print(f"finops: {'error' if r.action == 'failed' else 'note'}: {r.period}: {r.error}", file=sys.stderr)
-    return InputError.exit_code if any(r.action == "failed" for r in results) else 0
+    return _exit_code(results)
 
 @command("aws", "export-parquet", "write one {billing_period}_aws_billing.parquet per period DuckDB holds",
          lambda p: (_window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"),

@@ -111,7 +111,7 @@ def read_config_file(path) -> dict:
             raise ConfigError(f"{path}: unknown key {_toml_name(name)}{_suggest(name)}; see config.toml.example")
     return flat
 
-# %% ../nbs/01_config.ipynb #8138c43e
+# %% ../nbs/01_config.ipynb #94d205fe
 class Config:
     "Resolved settings: `cfg['aws.bucket']`, `cfg.source('aws.bucket')`, `cfg.show()`."
     def __init__(self, values, sources, file=None):
@@ -138,6 +138,9 @@ class Config:
     def __repr__(self): return self.show()
     @property
     def bigquery_enabled(self) -> bool: return bool(self.get("database.bigquery.project_id"))
+    def window(self, start=None, end=None) -> tuple:
+        "The inclusive window of periods: the arguments where given, else `start_date`/`end_date`; validated."
+        return check_window(start or self.get("start_date"), end or self.get("end_date"))
 
 def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.toml if present
                 overrides=None, # {dotted key: value} from arguments or CLI flags (None values ignored)
@@ -153,6 +156,8 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
         if var.startswith("FINOPS__") and var not in {k.env for k in KEYS}:
             near = difflib.get_close_matches(var, [k.env for k in KEYS], n=1)
             raise ConfigError(f"environment {var}: unknown setting" + (f" (did you mean {near[0]}?)" if near else ""))
+    for name, v in raw.items():  # every value in the file must be valid, even one a flag or variable overrides
+        check_value(KEY[name], v, f"{file}: {_toml_name(name)}")
     values, sources = {}, {}
     for k in KEYS:
         ov = (overrides or {}).get(k.name)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['staged_paths', 'Staged', 'stage_manifest', 'stage_all', 'extract_billing', 'staging_lock']
 
-# %% ../nbs/11_extract.ipynb #643c333a
+# %% ../nbs/11_extract.ipynb #536f01c4
 import json, os, posixpath, shutil, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from tqdm.auto import tqdm
 from .core import FinopsError, InputError, exclusive
-from .storage import md5_file, open_store, plain_md5
+from .storage import check_file, open_store, plain_md5
 from .manifests import discover_manifests
 from .state import MARKER, StagingState
 
@@ -32,7 +32,7 @@ def staged_paths(manifest, # a `Manifest`
         out[k] = dest
     return out
 
-# %% ../nbs/11_extract.ipynb #fbbf42f0
+# %% ../nbs/11_extract.ipynb #f591aef1
 def _fetch(store, key, dest: Path, size, etag, on_bytes):
     "Download one object to `dest` via a temporary file; returns bytes written."
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +42,8 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
         got = tmp.stat().st_size
         if size is not None and got != size:
             raise InputError(f"{store.name}/{key}: downloaded {got} bytes, the bucket lists {size}")
-        if plain_md5(etag) and md5_file(tmp) != plain_md5(etag):
-            raise InputError(f"{store.name}/{key}: MD5 of the download differs from its ETag")
+        problem = check_file(tmp, plain_md5(etag), gzip=dest.name.lower().endswith(".gz"))
+        if problem: raise InputError(f"{store.name}/{key}: {problem}")
         os.replace(tmp, dest)
         return got
     finally:
@@ -52,9 +52,9 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
 def _is_done(dest: Path, size, etag) -> bool:
     "Is `dest` already the right file (size, and MD5 where the ETag is one)?"
     if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
-    return not plain_md5(etag) or md5_file(dest) == plain_md5(etag)
+    return not check_file(dest, plain_md5(etag))
 
-# %% ../nbs/11_extract.ipynb #c0fcd070
+# %% ../nbs/11_extract.ipynb #64991544
 @dataclass
 class Staged:
     "What extraction did for one billing period."
@@ -67,6 +67,7 @@ class Staged:
     seconds: float = 0.0
     folder: str = ""
     error: str = ""
+    transient: bool = False  # the failure may pass on a later run (throttling, an outage)
 
 def stage_manifest(store, # where the export lives
                    manifest, # the delivery to stage
@@ -102,7 +103,7 @@ def stage_manifest(store, # where the export lives
             res.bytes = sum(pool.map(fetch, todo))
     finally:
         bar.close()
-    for part in folder.rglob(".*.part"): part.unlink(missing_ok=True)  # left by an interrupted run
+    for part in folder.rglob(".*.part*"): part.unlink(missing_ok=True)  # left by an interrupted run (ours or boto3's)
     (folder / m.name).write_bytes(m.raw)
     marker = {"period": m.period, "execution_id": m.execution_id, "cur_version": m.cur_version,
               "format": m.format, "manifest_key": m.key, "manifest": m.name, "source": store.name,
@@ -117,14 +118,14 @@ def stage_manifest(store, # where the export lives
     res.action, res.downloaded, res.seconds = "downloaded", len(todo), round(time.time() - t0, 2)
     return res
 
-# %% ../nbs/11_extract.ipynb #12ac18df
+# %% ../nbs/11_extract.ipynb #8507a5e2
 def stage_all(store, manifests, staging_dir, workers=8, progress=None) -> list:
     "Stage every manifest; failures are recorded per period (`Staged.error`), not raised."
     out = []
     for m in manifests:
         try: out.append(stage_manifest(store, m, staging_dir, workers, progress))
         except FinopsError as e:
-            out.append(Staged(m.period, m.execution_id, "failed", len(m.files), error=str(e)))
+            out.append(Staged(m.period, m.execution_id, "failed", len(m.files), error=str(e), transient=e.transient))
     return out
 
 # %% ../nbs/11_extract.ipynb #50343425

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['TABLE', 'LOG', 'META', 'connect', 'table_columns', 'DuckDBState', 'Source', 'sources', 'Plan', 'plan', 'Loaded',
-           'source_totals', 'load_delivery', 'load_billing_local', 'database_lock']
+           'source_totals', 'duckdb_message', 'load_delivery', 'load_billing_local', 'database_lock']
 
-# %% ../nbs/21_localdb.ipynb #0da4e7fd
-import csv, gzip, io, json, shutil, time, zipfile
+# %% ../nbs/21_localdb.ipynb #0c2572e7
+import csv, gzip, json, shutil, time, zipfile, zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -63,7 +63,7 @@ class DuckDBState:
             return dict(con.execute(f"SELECT billing_period, arg_max(execution_id, loaded_at) FROM {LOG} GROUP BY 1").fetchall())
         finally: con.close()
 
-# %% ../nbs/21_localdb.ipynb #a52d4dc2
+# %% ../nbs/21_localdb.ipynb #91b8dc6f
 @dataclass
 class Source:
     "Files of one delivery that share their columns, and how to read them."
@@ -76,7 +76,7 @@ def _csv_header(path: Path) -> list:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
             return next(csv.reader(f), None) or []
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as e:
         raise InputError(f"{path}: cannot read the CSV header: {e}") from None
 
 def _unzip(path: Path, scratch: Path) -> Path:
@@ -141,7 +141,7 @@ def plan(srcs, # the delivery's `Source`s
         if c not in existing: new.append((c, types[c]))
     return Plan(names, types, new, renamed)
 
-# %% ../nbs/21_localdb.ipynb #4b6af46a
+# %% ../nbs/21_localdb.ipynb #c77aad88
 @dataclass
 class Loaded:
     "What loading did for one billing period."
@@ -154,6 +154,7 @@ class Loaded:
     seconds: float = 0.0
     renamed: list = field(default_factory=list)
     error: str = ""
+    transient: bool = False
 
 def source_totals(con, srcs, p: Plan) -> tuple:
     "Rows and cost totals computed from the staged files' own values, at the check scale."
@@ -173,10 +174,20 @@ def _table_totals(con, period) -> tuple:
     n, *vals = con.execute(f"SELECT count(*), {', '.join(sums)} FROM {TABLE} WHERE billing_period = ?", [period]).fetchall()[0]
     return n, dict(zip(COST_COLUMNS, vals))
 
+def duckdb_message(err) -> str:
+    "DuckDB's error on one line: what went wrong and in which file, without the row dump and the option list."
+    lines = [l.strip() for l in str(err).splitlines()]
+    keep = [lines[0]] if lines else []
+    for l in lines[1:]:
+        if l.startswith(("Possible", "* ")) or not l: break
+        if not l.startswith("Original Line"): keep.append(l)
+    keep += [l.replace("file = ", "in ") for l in lines if l.startswith("file = ")][:1]
+    return " ".join(keep)[:500]
+
 def _explain(con, srcs, p: Plan, err) -> str:
     "Name the column, value and file behind a failed cast (a diagnostic pass, after the rollback)."
-    try: return _find_bad_value(con, srcs, p) or " ".join(str(err).split())[:300]
-    except duckdb.Error: return " ".join(str(err).split())[:300]
+    try: return _find_bad_value(con, srcs, p) or duckdb_message(err)
+    except duckdb.Error: return duckdb_message(err)
 
 def _find_bad_value(con, srcs, p: Plan):
     for s in srcs:
@@ -231,13 +242,13 @@ def load_delivery(con, # an open connection (not in a transaction)
         shutil.rmtree(scratch, ignore_errors=True)
     return Loaded(period, exe, "loaded", len(delivery["files"]), rows, tot, round(time.time() - t0, 2), p.renamed)
 
-# %% ../nbs/21_localdb.ipynb #ad362de8
+# %% ../nbs/21_localdb.ipynb #1e8184f2
 def load_billing_local(cfg, # a `Config`
                        start=None, end=None, # window; default the config's start_date/end_date
                        progress=None, # progress bar over periods: True, False, None (auto)
                       ) -> list:
     "Load every staged delivery that DuckDB does not hold yet; returns a `Loaded` per staged period."
-    start, end = start or cfg.get("start_date"), end or cfg.get("end_date")
+    start, end = cfg.window(start, end)
     staged = {p: m for p, m in sorted(StagingState(cfg["staging_dir"]).markers().items()) if in_window(p, start, end)}
     held = DuckDBState(cfg).loaded()
     out = [Loaded(p, m["execution_id"], "up to date", len(m["files"])) for p, m in staged.items() if held.get(p) == m["execution_id"]]
@@ -249,7 +260,7 @@ def load_billing_local(cfg, # a `Config`
             for m in tqdm(todo, desc="DuckDB load", unit="period", disable=(not progress) if progress is not None else None):
                 try: out.append(load_delivery(con, m))
                 except FinopsError as e:
-                    out.append(Loaded(m["period"], m["execution_id"], "failed", len(m["files"]), error=str(e)))
+                    out.append(Loaded(m["period"], m["execution_id"], "failed", len(m["files"]), error=str(e), transient=e.transient))
         finally: con.close()
     return sorted(out, key=lambda r: r.period)
 

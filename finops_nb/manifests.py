@@ -153,11 +153,11 @@ def discover(store, # a LocalStore or S3Store
         except InputError as e: problems.append((o.key, str(e).removeprefix(o.key + ": ")))
     return Discovery(manifests, problems, base)
 
-# %% ../nbs/10_manifests.ipynb #0b93f0cc
+# %% ../nbs/10_manifests.ipynb #d99e958f
 def discover_manifests(cfg, # a `Config`
                        start=None, end=None, # window; default the config's start_date/end_date
                        store=None, # default: the store `[aws] bucket` names
                       ) -> Discovery:
     "`discover` with the bucket, prefix, export name, CUR version and window of a `Config`."
     return discover(store or open_store(cfg), cfg.get("aws.prefix", ""), cfg.get("aws.export_name"),
-                    cfg["aws.cur_version"], start or cfg.get("start_date"), end or cfg.get("end_date"))
+                    cfg["aws.cur_version"], *cfg.window(start, end))

@@ -38,7 +38,7 @@ class ParquetState:
             if info.get("execution_id") and info.get("billing_period") == p.name[:7]: out[p.name[:7]] = info["execution_id"]
         return out
 
-# %% ../nbs/30_parquet.ipynb #d23577e3
+# %% ../nbs/30_parquet.ipynb #03ad270e
 @dataclass
 class Exported:
     "What the Parquet export did for one billing period."
@@ -50,6 +50,7 @@ class Exported:
     path: str = ""
     seconds: float = 0.0
     error: str = ""
+    transient: bool = False
 
 def _totals(con, relation, where="", params=()):
     have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
@@ -80,7 +81,7 @@ def export_period(con, # a DuckDB connection
     finally:
         tmp.unlink(missing_ok=True)
 
-# %% ../nbs/30_parquet.ipynb #8b1158ea
+# %% ../nbs/30_parquet.ipynb #e2378aab
 def export_parquet(cfg, # a `Config`
                    start=None, end=None, # window; default the config's start_date/end_date
                    output_dir=None, # default: the config's parquet_dir
@@ -88,7 +89,7 @@ def export_parquet(cfg, # a `Config`
                    progress=None, # progress bar over periods
                   ) -> list:
     "Export every period DuckDB holds to `{output_dir}/{period}_aws_billing.parquet`; returns an `Exported` per period."
-    start, end = start or cfg.get("start_date"), end or cfg.get("end_date")
+    start, end = cfg.window(start, end)
     folder = Path(output_dir or cfg["parquet_dir"])
     held = {p: e for p, e in sorted(DuckDBState(cfg).loaded().items()) if in_window(p, start, end)}
     out, todo = [], []
@@ -102,6 +103,7 @@ def export_parquet(cfg, # a `Config`
         else: out.append(Exported(period, exe, "skipped", path=str(path), error=f"{path}: no finops metadata; use --overwrite to replace it"))
     if todo:
         with exclusive(database_lock(cfg), "the DuckDB database"):
+            for old in folder.glob(".*_aws_billing.parquet.*.tmp"): old.unlink(missing_ok=True)  # left by a killed export
             con = connect(cfg, read_only=True)
             try:
                 for period, exe, path, action in tqdm(todo, desc="Parquet", unit="period", disable=(not progress) if progress is not None else None):
@@ -109,7 +111,9 @@ def export_parquet(cfg, # a `Config`
                     try:
                         rows, tot = export_period(con, period, exe, path)
                         out.append(Exported(period, exe, action, rows, tot, str(path), round(time.time() - t0, 2)))
-                    except (FinopsError, OSError) as e:
-                        out.append(Exported(period, exe, "failed", path=str(path), error=str(e)))
+                    except FinopsError as e:
+                        out.append(Exported(period, exe, "failed", path=str(path), error=str(e), transient=e.transient))
+                    except OSError as e:
+                        out.append(Exported(period, exe, "failed", path=str(path), error=f"{path}: {e}"))
             finally: con.close()
     return sorted(out, key=lambda r: r.period)

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['STEPS', 'PipelineError', 'Failure', 'Pipeline', 'Reconciliation', 'reconcile', 'run_pipeline', 'frame', 'versions']
 
-# %% ../nbs/50_pipeline.ipynb #2bc1178c
+# %% ../nbs/50_pipeline.ipynb #ef8c1ca1
 import platform, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import duckdb
 from . import __version__
-from .core import ConfigError, FinopsError, exclusive, in_window, text_table
+from .core import ConfigError, FinopsError, TransientError, exclusive, in_window, text_table
 from .manifests import discover_manifests
 from .state import StagingState, status
 from .storage import open_store
@@ -23,18 +23,22 @@ from .parquet import ParquetState, export_parquet
 from .schema import COST_COLUMNS, lit, q
 from .bigquery import BigQueryState, bq_client, load_billing_remote, table_id
 
-# %% ../nbs/50_pipeline.ipynb #6ea85d81
+# %% ../nbs/50_pipeline.ipynb #e4d740fe
 STEPS = ("extract", "load_local", "export_parquet", "load_remote")
 
 class PipelineError(FinopsError):
-    "One or more periods failed in one or more steps; the message names each."
+    "One or more periods failed in one or more steps; the message names each. Transient (exit 75) when every failure is."
     exit_code = 4
+    def __init__(self, failures):
+        super().__init__("; ".join(f"{f.period} {f.step}: {f.error}" for f in failures))
+        if failures and all(f.transient for f in failures): self.exit_code, self.transient = TransientError.exit_code, True
 
 @dataclass
 class Failure:
     period: str   # "*" when a whole step failed before reaching any period
     step: str
     error: str
+    transient: bool = False  # a later run may succeed (throttling, an outage)
 
 def _steps(steps) -> tuple:
     s = tuple(x.strip() for x in (steps.split(",") if isinstance(steps, str) else steps or STEPS) if x.strip())
@@ -51,7 +55,7 @@ class Pipeline:
                  progress=None, # progress bars: True, False, None (auto)
                 ):
         self.cfg, self.steps, self.dry_run, self.progress = cfg, _steps(steps), dry_run, progress
-        self.start, self.end = start or cfg.get("start_date"), end or cfg.get("end_date")
+        self.start, self.end = cfg.window(start, end)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         self.started, self.ended = datetime.now(timezone.utc), None
         self.found, self.periods, self.failures, self.plan_rows, self.seconds = None, {}, [], [], {}
@@ -59,17 +63,17 @@ class Pipeline:
     def window(self) -> str: return f"{self.start or 'first'} .. {self.end or 'last'} period"
     def _rec(self, period, step, action, **info):
         self.periods.setdefault(period, {})[step] = {"action": action, **info}
-    def _fail(self, period, step, error):
-        self.failures.append(Failure(period, step, str(error)))
+    def _fail(self, period, step, error, transient=False):
+        self.failures.append(Failure(period, step, str(error), transient))
         if period != "*": self._rec(period, step, "failed", error=str(error))
     def _guard(self, step, f):
         "Run a whole step; an error that stops it (bucket missing, BigQuery down) is recorded, not raised."
         t0 = time.time()
         try: return f()
-        except FinopsError as e: self._fail("*", step, e)
+        except FinopsError as e: self._fail("*", step, e, e.transient)
         finally: self.seconds[step] = round(time.time() - t0, 2)
 
-# %% ../nbs/50_pipeline.ipynb #d78c16b2
+# %% ../nbs/50_pipeline.ipynb #aa3c5598
 def _discover(self):
     "Find the current delivery of every period in the window."
     def go():
@@ -85,7 +89,7 @@ def _stage(self, step, call, info):
     def go():
         res = call()
         for r in res:
-            if r.action == "failed": self._fail(r.period, step, r.error)
+            if r.action == "failed": self._fail(r.period, step, r.error, r.transient)
             else: self._rec(r.period, step, r.action, **info(r))
         return res
     return self._guard(step, go)
@@ -99,7 +103,7 @@ def _extract(self):
 def _load_local(self):
     "Load staged deliveries DuckDB does not hold."
     return self._stage("load_local", lambda: load_billing_local(self.cfg, self.start, self.end, progress=self.progress),
-                       lambda r: dict(execution_id=r.execution_id, rows=r.rows, seconds=r.seconds))
+                       lambda r: dict(execution_id=r.execution_id, rows=r.rows, seconds=r.seconds, renamed=r.renamed))
 
 def _export_parquet(self):
     "Export every period DuckDB holds that has no up-to-date Parquet file."
@@ -142,7 +146,7 @@ def _would(self) -> list:
     return rows
 Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #b1356fc5
+# %% ../nbs/50_pipeline.ipynb #ad9f1091
 def _summary_rows(self) -> list:
     rows = []
     for period in sorted(self.periods, reverse=True):
@@ -155,8 +159,7 @@ def _summary_rows(self) -> list:
 def _finish(self):
     "Close the run; raise `PipelineError` naming each failed period and step."
     self.ended = datetime.now(timezone.utc)
-    if self.failures:
-        raise PipelineError("; ".join(f"{f.period} {f.step}: {f.error}" for f in self.failures))
+    if self.failures: raise PipelineError(self.failures)
     return self
 
 def _text(self) -> str:
@@ -166,8 +169,10 @@ def _text(self) -> str:
         body = text_table(self.plan_rows, ("period", "execution id", *STEPS)) if self.plan_rows else "no delivery found"
     else:
         body = text_table(_summary_rows(self), ("period", "execution id", *STEPS, "rows")) if self.periods else "nothing to do"
+    notes = [f"note: {p}: column {raw!r} loaded as {col} (its name collides with another column's)"
+             for p, st in sorted(self.periods.items()) for raw, col in st.get("load_local", {}).get("renamed", [])]
     fails = [f"FAILED {f.period} {f.step}: {f.error}" for f in self.failures]
-    return "\n".join([head, body, *fails])
+    return "\n".join([head, body, *notes, *fails])
 
 def _html(self) -> str:
     import html
@@ -220,7 +225,7 @@ def reconcile(cfg, # a `Config`
               staged=True, # also sum the staged files (reads them all)
              ) -> Reconciliation:
     "Rows and exact totals per period in staging (read from the files), DuckDB, Parquet and BigQuery (if configured)."
-    start, end = start or cfg.get("start_date"), end or cfg.get("end_date")
+    start, end = cfg.window(start, end)
     out, con = [], duckdb.connect()
     try:
         for period, m in sorted(StagingState(cfg["staging_dir"]).markers().items()) if staged else []:

@@ -73,3 +73,9 @@ def test_secret_never_in_error_output(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     r = finops("--debug", "--config", str(tmp_path / "nope.toml"), "config")
     assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+def test_bad_file_value_is_reported_even_when_overridden(tmp_path):
+    (tmp_path / "config.toml").write_text('[aws]\ncur_version = "v3"\n')
+    r = finops("config", cwd=tmp_path, env={"FINOPS__AWS__CUR_VERSION": "v2"})
+    assert r.returncode == 2 and "config.toml: [aws] cur_version: 'v3' is not allowed" in r.stderr
