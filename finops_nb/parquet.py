@@ -38,7 +38,7 @@ class ParquetState:
             if info.get("execution_id") and info.get("billing_period") == p.name[:7]: out[p.name[:7]] = info["execution_id"]
         return out
 
-# %% ../nbs/30_parquet.ipynb #03ad270e
+# %% ../nbs/30_parquet.ipynb #5b3c785d
 @dataclass
 class Exported:
     "What the Parquet export did for one billing period."
@@ -72,7 +72,7 @@ def export_period(con, # a DuckDB connection
                 **{c: "" if v is None else str(v) for c, v in tot.items()}}
         kv = "{" + ", ".join(f"finops_{k}: {lit(v)}" for k, v in meta.items()) + "}"
         con.execute(f"COPY (SELECT * FROM {TABLE} WHERE billing_period = {lit(period)}) TO {lit(tmp)} "
-                    f"(FORMAT parquet, COMPRESSION snappy, KV_METADATA {kv})")
+                    f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE_BYTES '128MB', KV_METADATA {kv})")
         got_rows, got = _totals(con, f"read_parquet({lit(tmp)})")
         if got_rows != rows or got != tot:
             raise InputError(f"{period}: the Parquet file does not match DuckDB (rows {got_rows} vs {rows}, totals {got} vs {tot})")
