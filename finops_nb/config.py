@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from .core import ConfigError, check_window, mask_secret
 
-# %% ../nbs/01_config.ipynb #9510f8f8
+# %% ../nbs/01_config.ipynb #9472194f
 @dataclass(frozen=True)
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
@@ -35,7 +35,7 @@ KEYS = (
     Key("start_date", "period", None, "first billing period to process, YYYY-MM (empty: no lower bound)"),
     Key("end_date", "period", None, "last billing period to process, YYYY-MM (empty: no upper bound)"),
     Key("database.duckdb.database_path", "path", "finops.duckdb", "DuckDB database file"),
-    Key("database.duckdb.memory_limit", "size", None, "DuckDB memory_limit, e.g. \"2GB\" (empty: DuckDB's default, 80% of RAM)"),
+    Key("database.duckdb.memory_limit", "size", "1GB", "DuckDB memory_limit: bounds peak memory near it (empty: DuckDB's default, 80% of RAM)"),
     Key("database.duckdb.threads", "int", None, "DuckDB worker threads (empty: one per core)"),
     Key("database.bigquery.project_id", "str", None, "Google Cloud project; empty disables the BigQuery step"),
     Key("database.bigquery.dataset_id", "str", "finops", "BigQuery dataset"),

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['TRANSFER', 'Obj', 'plain_md5', 'check_file', 'LocalStore', 's3_client', 'S3Store', 'open_store']
 
-# %% ../nbs/05_storage.ipynb #589ede1e
+# %% ../nbs/05_storage.ipynb #9c8a26cf
 import hashlib, os, shutil, zlib
+from isal import isal_zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from .core import ConfigError, InputError, TransientError
 
-# %% ../nbs/05_storage.ipynb #39fe0927
+# %% ../nbs/05_storage.ipynb #6b925020
 @dataclass(frozen=True)
 class Obj:
     "One object in a store: key, size in bytes, ETag (may be empty) and last-modified time."
@@ -37,7 +38,7 @@ def check_file(path, # a downloaded or staged file
                chunk=8 << 20) -> str:
     "Read `path` once: compare its MD5 with `md5` and, for gzip, inflate it to check the CRC and length; returns the problem or ''."
     h = hashlib.md5() if md5 else None
-    gz = zlib.decompressobj(wbits=47) if (str(path).lower().endswith(".gz") if gzip is None else gzip) else None
+    gz = isal_zlib.decompressobj(wbits=47) if (str(path).lower().endswith(".gz") if gzip is None else gzip) else None
     try:
         with open(path, "rb") as f:
             while b := f.read(chunk):
@@ -46,9 +47,9 @@ def check_file(path, # a downloaded or staged file
                     gz.decompress(b, 64 << 20)
                     b = gz.unconsumed_tail
                     if gz.eof and gz.unused_data:  # a gzip file may hold several members
-                        b, gz = gz.unused_data + b, zlib.decompressobj(wbits=47)
+                        b, gz = gz.unused_data + b, isal_zlib.decompressobj(wbits=47)
         if gz and not gz.eof: return "empty file (0 bytes): not gzip data" if not os.path.getsize(path) else "gzip data ends early (truncated file)"
-    except zlib.error as e: return f"corrupt gzip data ({e})"
+    except (zlib.error, isal_zlib.error) as e: return f"corrupt gzip data ({e})"
     if h and h.hexdigest() != md5: return "MD5 differs from the ETag"
     return ""
 
