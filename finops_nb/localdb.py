@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TABLE', 'LOG', 'META', 'connect', 'table_columns', 'DuckDBState', 'Source', 'sources', 'Plan', 'plan', 'Loaded',
-           'source_totals', 'duckdb_message', 'load_delivery', 'load_billing_local', 'database_lock']
+           'source_totals', 'totals', 'duckdb_message', 'load_delivery', 'load_billing_local', 'database_lock']
 
 # %% ../nbs/21_localdb.ipynb #0c2572e7
 import csv, gzip, json, shutil, time, zipfile, zlib
@@ -141,7 +141,7 @@ def plan(srcs, # the delivery's `Source`s
         if c not in existing: new.append((c, types[c]))
     return Plan(names, types, new, renamed)
 
-# %% ../nbs/21_localdb.ipynb #c77aad88
+# %% ../nbs/21_localdb.ipynb #deb37bbe
 @dataclass
 class Loaded:
     "What loading did for one billing period."
@@ -168,10 +168,11 @@ def source_totals(con, srcs, p: Plan) -> tuple:
             if v is not None: totals[c] = (totals[c] or Decimal(0)) + v
     return rows, totals
 
-def _table_totals(con, period) -> tuple:
-    have = table_columns(con)
+def totals(con, relation, where="", params=()) -> tuple:
+    "Rows and cost totals of a table or table function (a cost column it lacks totals to None)."
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
     sums = [f"sum({q(c)})" if c in have else "NULL" for c in COST_COLUMNS]
-    n, *vals = con.execute(f"SELECT count(*), {', '.join(sums)} FROM {TABLE} WHERE billing_period = ?", [period]).fetchall()[0]
+    n, *vals = con.execute(f"SELECT count(*), {', '.join(sums)} FROM {relation} {where}", list(params)).fetchall()[0]
     return n, dict(zip(COST_COLUMNS, vals))
 
 def duckdb_message(err) -> str:
@@ -224,7 +225,7 @@ def load_delivery(con, # an open connection (not in a transaction)
                 con.execute(f"INSERT INTO {TABLE} ({', '.join(META)}, {', '.join(q(c) for c in cols)}) "
                             f"SELECT {lit(period)}, {lit(exe)}, {', '.join(exprs)} FROM {s.relation}")
             src_rows, src_tot = source_totals(con, srcs, p)
-            rows, tot = _table_totals(con, period)
+            rows, tot = totals(con, TABLE, "WHERE billing_period = ?", [period])
             if rows != src_rows or any(tot[c] != src_tot[c] for c in COST_COLUMNS):
                 diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in COST_COLUMNS if tot[c] != src_tot[c])
                 raise InputError(f"{period} {exe}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['parquet_path', 'parquet_info', 'ParquetState', 'Exported', 'export_period', 'export_parquet']
 
-# %% ../nbs/30_parquet.ipynb #3e347c46
+# %% ../nbs/30_parquet.ipynb #9ce5f761
 import os, time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 from .core import FinopsError, InputError, exclusive, in_window
-from .schema import COST_COLUMNS, lit, q
-from .localdb import TABLE, DuckDBState, connect, database_lock, table_columns
+from .schema import lit
+from .localdb import TABLE, DuckDBState, connect, database_lock, totals
 
 # %% ../nbs/30_parquet.ipynb #fd4eca1a
 def parquet_path(folder, period) -> Path:
@@ -38,7 +38,7 @@ class ParquetState:
             if info.get("execution_id") and info.get("billing_period") == p.name[:7]: out[p.name[:7]] = info["execution_id"]
         return out
 
-# %% ../nbs/30_parquet.ipynb #5b3c785d
+# %% ../nbs/30_parquet.ipynb #d8c6152b
 @dataclass
 class Exported:
     "What the Parquet export did for one billing period."
@@ -52,12 +52,6 @@ class Exported:
     error: str = ""
     transient: bool = False
 
-def _totals(con, relation, where="", params=()):
-    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-    sums = [f"sum({q(c)})" if c in have else "NULL" for c in COST_COLUMNS]
-    n, *vals = con.execute(f"SELECT count(*), {', '.join(sums)} FROM {relation} {where}", list(params)).fetchall()[0]
-    return n, dict(zip(COST_COLUMNS, vals))
-
 def export_period(con, # a DuckDB connection
                   period, # billing period
                   execution_id, # the execution id DuckDB holds for it
@@ -67,13 +61,13 @@ def export_period(con, # a DuckDB connection
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        rows, tot = _totals(con, TABLE, "WHERE billing_period = ?", [period])
+        rows, tot = totals(con, TABLE, "WHERE billing_period = ?", [period])
         meta = {"billing_period": period, "execution_id": execution_id, "rows": str(rows),
                 **{c: "" if v is None else str(v) for c, v in tot.items()}}
         kv = "{" + ", ".join(f"finops_{k}: {lit(v)}" for k, v in meta.items()) + "}"
         con.execute(f"COPY (SELECT * FROM {TABLE} WHERE billing_period = {lit(period)}) TO {lit(tmp)} "
                     f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE_BYTES '128MB', KV_METADATA {kv})")
-        got_rows, got = _totals(con, f"read_parquet({lit(tmp)})")
+        got_rows, got = totals(con, f"read_parquet({lit(tmp)})")
         if got_rows != rows or got != tot:
             raise InputError(f"{period}: the Parquet file does not match DuckDB (rows {got_rows} vs {rows}, totals {got} vs {tot})")
         os.replace(tmp, path)

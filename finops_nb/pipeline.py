@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['STEPS', 'PipelineError', 'Failure', 'Pipeline', 'Reconciliation', 'reconcile', 'run_pipeline', 'frame', 'versions']
 
-# %% ../nbs/50_pipeline.ipynb #ef8c1ca1
+# %% ../nbs/50_pipeline.ipynb #69671652
 import platform, time, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +18,7 @@ from .state import StagingState, status
 from .storage import open_store
 from .extract import stage_all, staging_lock
 from .localdb import (DuckDBState, TABLE, connect, database_lock, load_billing_local, plan, source_totals,
-                              sources, table_columns)
+                              sources, table_columns, totals)
 from .parquet import ParquetState, export_parquet
 from .schema import COST_COLUMNS, lit, q
 from .bigquery import BigQueryState, bq_client, load_billing_remote, table_id
@@ -146,7 +146,7 @@ def _would(self) -> list:
     return rows
 Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #ad9f1091
+# %% ../nbs/50_pipeline.ipynb #ff987374
 def _summary_rows(self) -> list:
     rows = []
     for period in sorted(self.periods, reverse=True):
@@ -215,11 +215,6 @@ class Reconciliation:
     @property
     def ok(self) -> bool: return all(r[-1] == "yes" for r in self.table()[1])
 
-def _sums(con, relation, have, where="", params=()) -> list:
-    "[(key…, rows, totals)] of `relation`: count(*) and the cost totals (NULL for a cost column it lacks)."
-    sums = ", ".join(f"sum({q(c)})" if c in have else "NULL" for c in COST_COLUMNS)
-    return con.execute(f"SELECT count(*), {sums} FROM {relation} {where}", list(params)).fetchall()
-
 def reconcile(cfg, # a `Config`
               start=None, end=None, # window; default the config's start_date/end_date
               staged=True, # also sum the staged files (reads them all)
@@ -238,10 +233,8 @@ def reconcile(cfg, # a `Config`
         folder = Path(cfg["parquet_dir"])
         for f in sorted(folder.glob("*_aws_billing.parquet")) if folder.is_dir() else []:
             if not in_window(f.name[:7], start, end): continue
-            rel = f"read_parquet({lit(f)})"
-            have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
-            (n, *v), = _sums(con, rel, have)
-            out.append((f.name[:7], "parquet", n, dict(zip(COST_COLUMNS, v))))
+            n, tot = totals(con, f"read_parquet({lit(f)})")
+            out.append((f.name[:7], "parquet", n, tot))
     finally: con.close()
     if Path(cfg["database.duckdb.database_path"]).is_file():
         db = connect(cfg, read_only=True)

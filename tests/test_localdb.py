@@ -34,8 +34,8 @@ def test_v1_csv_sample_exact_to_the_last_digit(tmp_path):
     cols = table_columns(connect(cfg, read_only=True))
     assert cols["identity_line_item_id"] == "VARCHAR" and cols["line_item_usage_start_date"] == "TIMESTAMP WITH TIME ZONE"
     assert not any("DOUBLE" in t or "FLOAT" in t for t in cols.values())
-    # a 10-decimal value from the sample is there digit for digit
-    assert query(cfg, f"SELECT count(*) FROM {TABLE} WHERE line_item_unblended_cost = 0.0000000186")[0][0] >= 0
+    # the sample's one `1.86E-8` (lineItem/UsageAmount) is there digit for digit
+    assert query(cfg, f"SELECT count(*) FROM {TABLE} WHERE line_item_usage_amount = 0.0000000186")[0][0] == 1
     log = query(cfg, f"SELECT billing_period, execution_id, rows, line_item_unblended_cost FROM {LOG}")
     assert log == [("2023-11", d.assembly_id, 1281, d.unblended_cost_sum)]
 
