@@ -242,7 +242,7 @@ class Bench:
     def breakdown(self, url, bucket):
         "One extra, untimed finops_nb run with clocks on discovery, each download and each MD5 check."
         clocks, lock = [], threading.Lock()
-        orig_download, orig_md5, orig_discover = fs.S3Store.download, fx.md5_file, fx.discover_manifests
+        orig_download, orig_md5, orig_discover = fs.S3Store.download, fx.check_file, fx.discover_manifests
 
         def timed(name, fn):
             def wrapper(*a, **kw):
@@ -255,13 +255,13 @@ class Bench:
             return wrapper
 
         fs.S3Store.download = timed("download", orig_download)
-        fx.md5_file = timed("md5", orig_md5)
+        fx.check_file = timed("md5", orig_md5)
         fx.discover_manifests = timed("discover", orig_discover)
         t0 = time.perf_counter()
         try:
             secs, s, paths, staging = self.run_finops(url, bucket)
         finally:
-            fs.S3Store.download, fx.md5_file, fx.discover_manifests = orig_download, orig_md5, orig_discover
+            fs.S3Store.download, fx.check_file, fx.discover_manifests = orig_download, orig_md5, orig_discover
         self.verify("breakdown run", paths)
         shutil.rmtree(staging, ignore_errors=True)
         span = lambda name: [(round(a - t0, 2), round(b - t0, 2)) for n, _, a, b in clocks if n == name]
@@ -271,8 +271,8 @@ class Bench:
             "config+client+listing+manifest (until the first download starts)": min(a for _, a, _ in dl) if dl else None,
             "discover (listing + manifest read)": span("discover"),
             "downloads (file, start, end)": dl,
-            "md5 checks (start, end)": span("md5"),
-            "md5 seconds, summed over threads": round(sum(b - a for n, _, a, b in clocks if n == "md5"), 2),
+            "checks (start, end)": span("md5"),
+            "check seconds, summed over threads": round(sum(b - a for n, _, a, b in clocks if n == "md5"), 2),
         }
 
     # ---- main --------------------------------------------------------------------------------------------

@@ -42,8 +42,8 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
         got = tmp.stat().st_size
         if size is not None and got != size:
             raise InputError(f"{store.name}/{key}: downloaded {got} bytes, the bucket lists {size}")
-        problem = check_file(tmp, plain_md5(etag), gzip=dest.name.lower().endswith(".gz"))
-        if problem: raise InputError(f"{store.name}/{key}: {problem}")
+        md5 = plain_md5(etag)
+        if md5 and (problem := check_file(tmp, md5, gzip=False)): raise InputError(f"{store.name}/{key}: {problem}")
         os.replace(tmp, dest)
         return got
     finally:
@@ -52,7 +52,8 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
 def _is_done(dest: Path, size, etag) -> bool:
     "Is `dest` already the right file (size, and MD5 where the ETag is one)?"
     if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
-    return not check_file(dest, plain_md5(etag))
+    md5 = plain_md5(etag)
+    return not (md5 and check_file(dest, md5, gzip=False))
 
 # %% ../nbs/11_extract.ipynb #64991544
 @dataclass

@@ -8,6 +8,7 @@ __all__ = ['TABLE', 'LOG', 'META', 'connect', 'table_columns', 'DuckDBState', 'S
 
 # %% ../nbs/21_localdb.ipynb #0c2572e7
 import csv, gzip, json, shutil, time, zipfile, zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,6 +19,7 @@ from .core import FinopsError, InputError, TransientError, exclusive, in_window
 from .schema import (CHECK_DECIMAL, COST_COLUMNS, DECIMAL, JSON, TIMESTAMP, VARCHAR, cast_expr, column_type,
                               lit, name_columns, q)
 from .state import StagingState, status
+from .storage import check_file
 
 # %% ../nbs/21_localdb.ipynb #7c9e32c1
 TABLE, LOG = "aws_billing_data", "finops_load_log"
@@ -200,6 +202,14 @@ def _find_bad_value(con, srcs, p: Plan):
             if bad:
                 return f"column {r!r}: value {str(bad[0][0])[:80]!r} is not a valid {dest} (in {', '.join(f.name for f in s.files)})"
 
+def _gzip_problem(files) -> str:
+    "The first staged gzip file that does not inflate to its own CRC-32 and length, as an error text, or ''."
+    for f in files:
+        if problem := check_file(f, gzip=True):
+            return (f"{f}: {problem}; the file in the bucket is damaged (ask for a re-delivery), "
+                    f"or the staged copy is (delete {f.parent} and run extract-billing again)")
+    return ""
+
 def load_delivery(con, # an open connection (not in a transaction)
                   delivery: dict, # the staging marker of the delivery
                  ) -> Loaded:
@@ -208,37 +218,43 @@ def load_delivery(con, # an open connection (not in a transaction)
     scratch = Path(delivery["folder"]) / ".finops-unzipped"
     try:
         srcs = sources(delivery, scratch)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _ensure_log(con)
-            existing = table_columns(con)
-            p = plan(srcs, {r: t for r, t in delivery.get("columns", [])}, existing)
-            if not existing:
-                cols = [f"{m} VARCHAR" for m in META] + [f"{q(c)} {t}" for c, t in p.new]
-                con.execute(f"CREATE TABLE {TABLE} ({', '.join(cols)})")
-            else:
-                for c, t in p.new: con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {q(c)} {t}")
-            con.execute(f"DELETE FROM {TABLE} WHERE billing_period = ?", [period])
-            for s in srcs:
-                cols = [p.names[r] for r, _, _ in s.columns]
-                exprs = [cast_expr(ref, t, p.types[p.names[r]]) for r, ref, t in s.columns]
-                con.execute(f"INSERT INTO {TABLE} ({', '.join(META)}, {', '.join(q(c) for c in cols)}) "
-                            f"SELECT {lit(period)}, {lit(exe)}, {', '.join(exprs)} FROM {s.relation}")
-            src_rows, src_tot = source_totals(con, srcs, p)
-            rows, tot = totals(con, TABLE, "WHERE billing_period = ?", [period])
-            if rows != src_rows or any(tot[c] != src_tot[c] for c in COST_COLUMNS):
-                diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in COST_COLUMNS if tot[c] != src_tot[c])
-                raise InputError(f"{period} {exe}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))
-            con.execute(f"INSERT INTO {LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [period, exe, delivery.get("cur_version"), len(delivery["files"]), rows,
-                         *(tot[c] for c in COST_COLUMNS), json.dumps(p.renamed), datetime.now(timezone.utc),
-                         round(time.time() - t0, 3)])
-            con.execute("COMMIT")
-        except BaseException as e:
-            con.execute("ROLLBACK")
-            if isinstance(e, duckdb.Error):
-                raise InputError(f"{period} {exe}: load failed, previous data kept: {_explain(con, srcs, p, e)}") from None
-            raise
+        # DuckDB's gzip reader does not check the CRC-32: a thread inflates each gzip file beside the insert
+        with ThreadPoolExecutor(1, thread_name_prefix="finops-gzip-check") as pool:
+            gzip_check = pool.submit(_gzip_problem, [f for s in srcs for f in s.files if f.name.lower().endswith(".gz")])
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _ensure_log(con)
+                existing = table_columns(con)
+                p = plan(srcs, {r: t for r, t in delivery.get("columns", [])}, existing)
+                if not existing:
+                    cols = [f"{m} VARCHAR" for m in META] + [f"{q(c)} {t}" for c, t in p.new]
+                    con.execute(f"CREATE TABLE {TABLE} ({', '.join(cols)})")
+                else:
+                    for c, t in p.new: con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {q(c)} {t}")
+                con.execute(f"DELETE FROM {TABLE} WHERE billing_period = ?", [period])
+                for s in srcs:
+                    cols = [p.names[r] for r, _, _ in s.columns]
+                    exprs = [cast_expr(ref, t, p.types[p.names[r]]) for r, ref, t in s.columns]
+                    con.execute(f"INSERT INTO {TABLE} ({', '.join(META)}, {', '.join(q(c) for c in cols)}) "
+                                f"SELECT {lit(period)}, {lit(exe)}, {', '.join(exprs)} FROM {s.relation}")
+                src_rows, src_tot = source_totals(con, srcs, p)
+                rows, tot = totals(con, TABLE, "WHERE billing_period = ?", [period])
+                if rows != src_rows or any(tot[c] != src_tot[c] for c in COST_COLUMNS):
+                    diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in COST_COLUMNS if tot[c] != src_tot[c])
+                    raise InputError(f"{period} {exe}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))
+                if gzip_check.result(): raise InputError("gzip check failed")  # reported below, after the rollback
+                con.execute(f"INSERT INTO {LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [period, exe, delivery.get("cur_version"), len(delivery["files"]), rows,
+                             *(tot[c] for c in COST_COLUMNS), json.dumps(p.renamed), datetime.now(timezone.utc),
+                             round(time.time() - t0, 3)])
+                con.execute("COMMIT")
+            except BaseException as e:
+                con.execute("ROLLBACK")
+                if isinstance(e, Exception) and (problem := gzip_check.result()):  # a damaged file explains any other error
+                    raise InputError(f"{period} {exe}: load refused, previous data kept: {problem}") from None
+                if isinstance(e, duckdb.Error):
+                    raise InputError(f"{period} {exe}: load failed, previous data kept: {_explain(con, srcs, p, e)}") from None
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Loaded(period, exe, "loaded", len(delivery["files"]), rows, tot, round(time.time() - t0, 2), p.renamed)

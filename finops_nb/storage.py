@@ -32,23 +32,37 @@ def plain_md5(etag) -> str:
     e = (etag or "").strip('"').lower()
     return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else ""
 
+# Inflate in small steps, 16 KiB in and at most 64 KiB out per call: output buffers under glibc's
+# 128 KiB mmap threshold are reused from the heap instead of being mapped and faulted in anew
+# (0.24 s per 57 MB file here, against 0.37-0.47 s with MiB-sized buffers; bench/README.md).
+# The bound on the output also keeps a highly compressed piece from taking the memory.
+_PIECE, _LIMIT = 16 << 10, 64 << 10
+
+def _inflate(gz, data):
+    "Feed `data` to the gzip decompressor `gz`; returns the decompressor of the member now current."
+    while True:
+        if gz.eof:
+            if not data: return gz
+            gz = isal_zlib.decompressobj(wbits=47)  # a gzip file may hold several members
+        out = gz.decompress(data, _LIMIT)
+        data = gz.unused_data if gz.eof else gz.unconsumed_tail
+        if not data and not gz.eof and len(out) < _LIMIT: return gz
+
 def check_file(path, # a downloaded or staged file
                md5="", # the MD5 it must have ('' to skip)
                gzip=None, # inflate it to check the gzip CRC and length (None: if the name ends in .gz)
-               chunk=8 << 20) -> str:
-    "Read `path` once: compare its MD5 with `md5` and, for gzip, inflate it to check the CRC and length; returns the problem or ''."
+              ) -> str:
+    "Read `path` once: compare its MD5 with `md5` and, for gzip, inflate it to check the CRC-32 and length of every member; returns the problem or ''."
     h = hashlib.md5() if md5 else None
     gz = isal_zlib.decompressobj(wbits=47) if (str(path).lower().endswith(".gz") if gzip is None else gzip) else None
+    buf, size = bytearray(1 << 20), 0  # one buffer, reused: no allocation per read
     try:
-        with open(path, "rb") as f:
-            while b := f.read(chunk):
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                b, size = memoryview(buf)[:n], size + n
                 if h: h.update(b)
-                while gz and b:
-                    gz.decompress(b, 64 << 20)
-                    b = gz.unconsumed_tail
-                    if gz.eof and gz.unused_data:  # a gzip file may hold several members
-                        b, gz = gz.unused_data + b, isal_zlib.decompressobj(wbits=47)
-        if gz and not gz.eof: return "empty file (0 bytes): not gzip data" if not os.path.getsize(path) else "gzip data ends early (truncated file)"
+                for i in range(0, n if gz else 0, _PIECE): gz = _inflate(gz, b[i:i + _PIECE])
+        if gz and not gz.eof: return "empty file (0 bytes): not gzip data" if not size else "gzip data ends early (truncated file)"
     except (zlib.error, isal_zlib.error) as e: return f"corrupt gzip data ({e})"
     if h and h.hexdigest() != md5: return "MD5 differs from the ETag"
     return ""

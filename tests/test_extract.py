@@ -164,7 +164,7 @@ def test_local_mirror_source(tmp_path):
 def test_kill_mid_download_leaves_nothing_counted_done(s3, s3_server, tmp_path):
     key = "cur/demo-cur/20240101-20240201/big/demo-cur-00001.csv.gz"
     s3.create_bucket(Bucket=BUCKET)
-    body = gzip.compress(os.urandom(48 << 20), compresslevel=1)  # a real gzip file: extraction inflates it to check its CRC
+    body = gzip.compress(os.urandom(48 << 20), compresslevel=1)  # 48 MB: slow enough to be killed mid-download
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     s3.put_object(Bucket=BUCKET, Key="cur/demo-cur/20240101-20240201/demo-cur-Manifest.json", Body=json.dumps(
         {"assemblyId": "big", "billingPeriod": {"start": "20240101T000000.000Z"}, "reportKeys": [key]}))
