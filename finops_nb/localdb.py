@@ -205,7 +205,9 @@ def _find_bad_value(con, srcs, p: Plan):
 def _gzip_problem(files) -> str:
     "The first staged gzip file that does not inflate to its own CRC-32 and length, as an error text, or ''."
     for f in files:
-        if problem := check_file(f, gzip=True):
+        try: problem = check_file(f, gzip=True)
+        except OSError as e: return f"{f}: cannot read the staged file ({e.strerror or e}); run extract-billing again"
+        if problem:
             return (f"{f}: {problem}; the file in the bucket is damaged (ask for a re-delivery), "
                     f"or the staged copy is (delete {f.parent} and run extract-billing again)")
     return ""
@@ -222,6 +224,7 @@ def load_delivery(con, # an open connection (not in a transaction)
         with ThreadPoolExecutor(1, thread_name_prefix="finops-gzip-check") as pool:
             gzip_check = pool.submit(_gzip_problem, [f for s in srcs for f in s.files if f.name.lower().endswith(".gz")])
             con.execute("BEGIN TRANSACTION")
+            p = None
             try:
                 _ensure_log(con)
                 existing = table_columns(con)
@@ -253,7 +256,8 @@ def load_delivery(con, # an open connection (not in a transaction)
                 if isinstance(e, Exception) and (problem := gzip_check.result()):  # a damaged file explains any other error
                     raise InputError(f"{period} {exe}: load refused, previous data kept: {problem}") from None
                 if isinstance(e, duckdb.Error):
-                    raise InputError(f"{period} {exe}: load failed, previous data kept: {_explain(con, srcs, p, e)}") from None
+                    why = _explain(con, srcs, p, e) if p else duckdb_message(e)
+                    raise InputError(f"{period} {exe}: load failed, previous data kept: {why}") from None
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
