@@ -6,7 +6,7 @@
 __all__ = ['TRANSFER', 'Obj', 'plain_md5', 'check_file', 'LocalStore', 's3_client', 'S3Store', 'open_store']
 
 # %% ../nbs/05_storage.ipynb #9c8a26cf
-import hashlib, os, shutil, zlib
+import hashlib, zlib
 from isal import isal_zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
