@@ -3,7 +3,7 @@
     .venv/bin/python bench/probe_gzip_check.py [--parts inflate,extract] [--scenarios moto,s3like] [--repeats 3]
 
 inflate: seconds to inflate one generated 57 MB csv.gz file (CRC-32 checked) with ISA-L's decompressobj, by the
-         size of the input piece and the bound on the output per call (median of 5 calls each), and
+         size of the input piece and the bound on the output per call (median of 5 calls each), the same with zlib, and
          `finops_nb.storage.check_file` on 4 files in 4 threads.
 extract: the 4 files of the month, downloaded from a local S3 server in this process, by variant (3 alternated
          runs each): the sequential boto3 loop (default TransferConfig), finops_nb's TransferConfig with 4 files at
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,8 +59,8 @@ def inflate_part() -> dict:
     files = month_files()
     data = files[0].read_bytes()
 
-    def inflate(piece, limit):
-        t, gz = time.perf_counter(), isal_zlib.decompressobj(wbits=47)
+    def inflate(piece, limit, lib=isal_zlib):
+        t, gz = time.perf_counter(), lib.decompressobj(wbits=47)
         mv = memoryview(data)
         for i in range(0, len(mv), piece):
             b = mv[i:i + piece]
@@ -75,6 +76,10 @@ def inflate_part() -> dict:
         name = f"piece {piece >> 10} KiB, output <= {limit >> 10} KiB"
         out[name] = round(secs, 3)
         print(f"  inflate one file ({len(data) / 1e6:.1f} MB): {name:36s} {secs:.3f} s")
+
+    secs = statistics.median(inflate(16 << 10, 64 << 10, zlib) for _ in range(5))
+    out["zlib (not ISA-L), piece 16 KiB, output <= 64 KiB"] = round(secs, 3)
+    print(f"  inflate one file with zlib instead of ISA-L: piece 16 KiB, output <= 64 KiB  {secs:.3f} s")
 
     def four():
         t = time.perf_counter()

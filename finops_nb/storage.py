@@ -34,7 +34,7 @@ def plain_md5(etag) -> str:
 
 # Inflate in small steps, 16 KiB in and at most 64 KiB out per call: output buffers under glibc's
 # 128 KiB mmap threshold are reused from the heap instead of being mapped and faulted in anew
-# (0.24 s per 57 MB file here, against 0.37-0.47 s with MiB-sized buffers; bench/README.md).
+# (0.24-0.25 s per 57 MB file here, against 0.40-0.41 s with MiB-sized buffers; bench/README.md).
 # The bound on the output also keeps a highly compressed piece from taking the memory.
 _PIECE, _LIMIT = 16 << 10, 64 << 10
 
