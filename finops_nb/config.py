@@ -9,7 +9,7 @@ __all__ = ['KEYS', 'KEY', 'Key', 'check_value', 'read_config_file', 'Config', 'l
 import difflib, os, re, tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from .core import ConfigError, check_window, mask_secret
+from .core import ConfigError, check_window, mask_secret, parse_period
 
 # %% ../nbs/01_config.ipynb #9472194f
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class Key:
     def leaf(self): return self.name.rpartition(".")[2]
 
 KEYS = (
-    Key("staging_dir", "path", "staging", "folder for downloaded deliveries: {staging_dir}/{billing_period}/{execution_id}/"),
-    Key("parquet_dir", "path", "parquet", "folder for the monthly {billing_period}_aws_billing.parquet files"),
+    Key("staging_dir", "path", "staging", "folder for downloaded deliveries: {staging_dir}/{export_id}/{billing_period}/{delivery_id}/"),
+    Key("parquet_dir", "path", "parquet", "folder for the monthly files: {parquet_dir}/{export_id}/{billing_period}_aws_billing.parquet"),
     Key("start_date", "period", None, "first billing period to process, YYYY-MM (empty: no lower bound)"),
     Key("end_date", "period", None, "last billing period to process, YYYY-MM (empty: no upper bound)"),
     Key("database.duckdb.database_path", "path", "finops.duckdb", "DuckDB database file"),
@@ -74,8 +74,7 @@ def check_value(key: Key, # the setting
     if key.kind == "choice" and value not in key.choices:
         bad("use one of " + ", ".join(f'"{c}"' for c in key.choices))
     if key.kind == "period":
-        try: return check_window(value, None, (where, where))[0]
-        except ConfigError: bad("use a billing period YYYY-MM, e.g. \"2024-01\"")
+        return parse_period(value, where)  # one wording for a bad period, wherever it was given
     if key.kind == "url" and not re.match(r"^https?://[^/\s]+", value):
         bad("use a URL such as http://127.0.0.1:9000")
     if key.kind == "size" and not _SIZE.match(value): bad("use a size such as \"2GB\" or \"512MiB\"")
@@ -114,11 +113,14 @@ def read_config_file(path) -> dict:
 # %% ../nbs/01_config.ipynb #94d205fe
 class Config:
     "Resolved settings: `cfg['aws.bucket']`, `cfg.source('aws.bucket')`, `cfg.show()`."
-    def __init__(self, values, sources, file=None):
+    def __init__(self, values, sources, file=None, names=None):
         self.values, self.sources, self.file = values, sources, file
+        self.names = names or {}  # {dotted key: how the user wrote it, e.g. "--start-date"}, for messages
     def __getitem__(self, name): return self.values[KEY[name].name]
     def get(self, name, default=None):
-        v = self.values.get(name)
+        "The value of a setting, or `default` when it is not set; a name that is no setting is a `KeyError`."
+        if name not in KEY: raise KeyError(f"{name!r} is not a setting{_suggest(name)}")
+        v = self.values[name]
         return default if v is None else v
     def source(self, name): return self.sources[name]
     def shown(self, name) -> str:
@@ -138,13 +140,15 @@ class Config:
     def __repr__(self): return self.show()
     @property
     def bigquery_enabled(self) -> bool: return bool(self.get("database.bigquery.project_id"))
-    def window(self, start=None, end=None) -> tuple:
-        "The inclusive window of periods: the arguments where given, else `start_date`/`end_date`; validated."
-        return check_window(start or self.get("start_date"), end or self.get("end_date"))
+    def window(self, start_date=None, end_date=None) -> tuple:
+        "The inclusive window of periods: the arguments where given, else the config's `start_date`/`end_date`; validated."
+        return check_window(start_date or self.get("start_date"), end_date or self.get("end_date"),
+                            (self.names.get("start_date", "start_date"), self.names.get("end_date", "end_date")))
 
 def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.toml if present
                 overrides=None, # {dotted key: value} from arguments or CLI flags (None values ignored)
                 environ=None, # environment mapping (default os.environ)
+                names=None, # {dotted key: flag} naming an override in messages, e.g. {"start_date": "--start-date"}
                ) -> Config:
     "Resolve every setting from overrides > FINOPS__SECTION__KEY env > config.toml > defaults."
     env = os.environ if environ is None else environ
@@ -162,7 +166,7 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
     for k in KEYS:
         ov = (overrides or {}).get(k.name)
         if ov is not None:
-            v, src = check_value(k, ov if isinstance(ov, (str, int)) else str(ov), f"argument {k.name}"), "argument"
+            v, src = check_value(k, ov if isinstance(ov, (str, int)) else str(ov), (names or {}).get(k.name, k.name)), "argument"
         elif env.get(k.env, "") != "":
             v, src = check_value(k, env[k.env], f"environment {k.env}"), f"env {k.env}"
         elif k.name == "aws.endpoint_url" and env.get("AWS_ENDPOINT_URL"):
@@ -176,10 +180,10 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
             v, src = k.default, "default"
         if k.kind == "path" and v is not None: v = str(Path(v).expanduser())
         values[k.name], sources[k.name] = v, src
-    check_window(values["start_date"], values["end_date"])
+    check_window(values["start_date"], values["end_date"], tuple((names or {}).get(k, k) for k in ("start_date", "end_date")))
     if bool(values["aws.aws_access_key_id"]) != bool(values["aws.aws_secret_access_key"]):
         raise ConfigError("aws_access_key_id and aws_secret_access_key go together: set both or neither")
-    return Config(values, sources, file)
+    return Config(values, sources, file, names)
 
 # %% ../nbs/01_config.ipynb #aa2ce301
 def _toml_value(v):

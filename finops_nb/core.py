@@ -4,12 +4,11 @@
 
 # %% auto #0
 __all__ = ['FinopsError', 'ConfigError', 'InputError', 'TransientError', 'parse_period', 'check_window', 'in_window',
-           'period_bounds', 'mask_secret', 'text_table', 'exclusive']
+           'mask_secret', 'text_table', 'exclusive']
 
 # %% ../nbs/00_core.ipynb #86e140ff
 import fcntl, os, re
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #b449df14
@@ -61,12 +60,6 @@ def check_window(start=None, # first period to include, or None for no lower bou
 def in_window(period, start=None, end=None) -> bool:
     "Is `period` inside the inclusive window `start`..`end`?"
     return (start is None or period >= start) and (end is None or period <= end)
-
-# %% ../nbs/00_core.ipynb #e489e1e9
-def period_bounds(period) -> tuple:
-    "First day of `period` and first day of the next month, as `date`s."
-    y, m = map(int, parse_period(period).split("-"))
-    return date(y, m, 1), date(y + (m == 12), m % 12 + 1, 1)
 
 # %% ../nbs/00_core.ipynb #412eeefb
 def mask_secret(value) -> str:

@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from .core import ConfigError, InputError, TransientError
 
 # %% ../nbs/05_storage.ipynb #6b925020
@@ -72,7 +68,7 @@ class LocalStore:
     "A folder laid out like the bucket: the object `a/b.csv.gz` is the file `root/a/b.csv.gz`."
     def __init__(self, root):
         self.root = Path(root).expanduser().resolve()
-        if not self.root.is_dir(): raise ConfigError(f"[aws] bucket: local folder {self.root} does not exist")
+        if not self.root.is_dir(): raise InputError(f"[aws] bucket: local folder {self.root} does not exist")
         self.name = f"file://{self.root}"
     def _path(self, key):
         p = (self.root / key).resolve()
@@ -104,10 +100,12 @@ class LocalStore:
                 if on_bytes: on_bytes(len(b))
 
 # %% ../nbs/05_storage.ipynb #3582122f
-TRANSFER = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)
+TRANSFER = dict(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)  # boto3 TransferConfig
 
 def s3_client(cfg):
     "A boto3 S3 client for the `[aws]` settings of `cfg`."
+    import boto3  # here, not at the top: a command that reads no bucket does not pay for boto3
+    from botocore.config import Config as BotoConfig
     session = boto3.Session(profile_name=cfg.get("aws.profile"),
                             aws_access_key_id=cfg.get("aws.aws_access_key_id"),
                             aws_secret_access_key=cfg.get("aws.aws_secret_access_key"),
@@ -118,6 +116,7 @@ def s3_client(cfg):
 
 def _s3_error(e, bucket, key=""):
     "A botocore error as a FinopsError that names the bucket and key."
+    from botocore.exceptions import ClientError, EndpointConnectionError
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
     if isinstance(e, ClientError):
         code = e.response.get("Error", {}).get("Code", "")
@@ -132,6 +131,14 @@ def _s3_error(e, bucket, key=""):
     if isinstance(e, EndpointConnectionError): return TransientError(f"{where}: cannot reach S3 endpoint ({e})")
     return TransientError(f"{where}: {type(e).__name__}: {e}")
 
+def _transfer():
+    from boto3.s3.transfer import TransferConfig
+    return TransferConfig(**TRANSFER)
+
+def _BOTO_ERRORS():
+    from botocore.exceptions import BotoCoreError, ClientError
+    return (ClientError, BotoCoreError)
+
 class S3Store:
     "An S3 bucket through boto3."
     def __init__(self, client, bucket):
@@ -142,18 +149,18 @@ class S3Store:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return sorted((Obj(o["Key"], o["Size"], o.get("ETag", "").strip('"'), o.get("LastModified"))
                            for p in pages for o in p.get("Contents", [])), key=lambda o: o.key)
-        except (ClientError, BotoCoreError) as e: raise _s3_error(e, self.bucket, prefix) from None
+        except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, prefix) from None
     def head(self, key) -> Obj:
         try: r = self.client.head_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as e: raise _s3_error(e, self.bucket, key) from None
+        except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
         return Obj(key, r["ContentLength"], r.get("ETag", "").strip('"'), r.get("LastModified"))
     def read(self, key) -> bytes:
         try: return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as e: raise _s3_error(e, self.bucket, key) from None
+        except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
     def download(self, key, dest, on_bytes=None):
         "Download the object to `dest` (multipart for large objects), calling `on_bytes(n)` as bytes arrive."
-        try: self.client.download_file(self.bucket, key, str(dest), Config=TRANSFER, Callback=on_bytes)
-        except (ClientError, BotoCoreError) as e: raise _s3_error(e, self.bucket, key) from None
+        try: self.client.download_file(self.bucket, key, str(dest), Config=_transfer(), Callback=on_bytes)
+        except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
 
 # %% ../nbs/05_storage.ipynb #35dbca25
 def open_store(cfg):

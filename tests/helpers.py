@@ -1,7 +1,8 @@
-"Small helpers shared by the pipeline tests: a config over a local mirror, a run up to DuckDB, queries."
+"Small helpers shared by the pipeline tests: a config over a local mirror, a run up to DuckDB, queries, the export's folders."
+from finops_nb.aws.manifests import aws_export
 from finops_nb.config import load_config
-from finops_nb.extract import extract_billing
 from finops_nb.localdb import connect, load_billing_local
+from finops_nb.pipeline import extract_billing
 
 
 def config(tmp_path, export="demo-cur", prefix="cur", cur="v1", **kw):
@@ -14,10 +15,10 @@ def config(tmp_path, export="demo-cur", prefix="cur", cur="v1", **kw):
 
 def run(cfg):
     "Extract and load into DuckDB; fail the test on any error."
-    staged, found = extract_billing(cfg, progress=False)
-    assert not found.problems and all(not s.error for s in staged), (found.problems, staged)
+    staged = extract_billing(cfg, progress=False)
+    assert all(not r.failed for r in staged), [(r.period, r.error) for r in staged]
     loaded = load_billing_local(cfg, progress=False)
-    assert all(not r.error for r in loaded), [r.error for r in loaded]
+    assert all(not r.failed for r in loaded), [r.error for r in loaded]
     return loaded
 
 
@@ -28,3 +29,37 @@ def query(cfg, sql, params=()):
         return con.execute(sql, list(params)).fetchall()
     finally:
         con.close()
+
+
+def staging_of(cfg):
+    "The staging folder of the config's export: {staging_dir}/{export_id}/."
+    from pathlib import Path
+    return Path(cfg["staging_dir"]) / aws_export(cfg).id
+
+
+def parquet_of(cfg, period=None):
+    "The Parquet folder of the config's export, or the file of one period in it."
+    from pathlib import Path
+    folder = Path(cfg["parquet_dir"]) / aws_export(cfg).id
+    return folder if period is None else folder / f"{period}_aws_billing.parquet"
+
+
+def extract(cfg):
+    "`extract_billing` split as the tests read it: (extraction results, {manifest key: problem text} of discovery)."
+    res = extract_billing(cfg, progress=False)
+    return ([r for r in res if r.step == "extract"],
+            {r.period: str(r.error).removeprefix(f"{r.period}: ") for r in res if r.step == "discover"})
+
+
+def staged(cfg):
+    "{period: delivery id} that staging holds for the config's export."
+    from finops_nb.staging import Staging
+    return Staging(cfg["staging_dir"]).held(aws_export(cfg))
+
+
+def tree(root, skip=(".finops.lock",)):
+    "{relative path: (size, mtime_ns)} of every file under root, lock files left out (each run rewrites them)."
+    from pathlib import Path
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip and not p.name.endswith(".finops.lock")} if root.exists() else {}

@@ -41,7 +41,7 @@ def test_config_errors_are_one_line(tmp_path):
     cases = {
         '[aws]\nbuket = "x"\n': "unknown key [aws] buket (did you mean [aws] bucket?)",
         '[aws]\ncur_version = "v3"\n': "[aws] cur_version: 'v3' is not allowed; use one of \"v1\", \"v2\"",
-        'start_date = "2024/01"\n': "start_date: '2024/01' is not allowed; use a billing period YYYY-MM",
+        'start_date = "2024/01"\n': "start_date: '2024/01' is not a billing period; use YYYY-MM",
         '[aws\n': "not valid TOML",
         '[database.duckdb]\nthreads = "many"\n': "[database.duckdb] threads: 'many' is not allowed",
     }
