@@ -153,11 +153,11 @@ def load_period(client, cfg, d: Delivery) -> tuple:
         try: client.delete_table(stg, not_found_ok=True, retry=_retry(cfg))
         except Exception: pass  # best effort: a leftover staging table holds no rows of the real table
 
-# %% ../nbs/40_bigquery.ipynb #7c2c30d1
+# %% ../nbs/40_bigquery.ipynb #8ed0ed46
 class BigQuery(Destination):
     "The BigQuery table of the provider's billing data."
     label, step, verb = "bigquery", "load_remote", "load"
-    def __init__(self, cfg, client=None): self.cfg, self._client, self.notes = cfg, client, {}
+    def __init__(self, cfg, client=None): self.cfg, self._client = cfg, client
     @property
     def client(self):
         if self._client is None: self._client = bq_client(self.cfg)
@@ -196,7 +196,7 @@ def _bq_totals(self, export: Export, start_date=None, end_date=None) -> dict:
     return {r["billing_period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["billing_period"], start_date, end_date)}
 BigQuery.held, BigQuery.totals = _bq_held, _bq_totals
 
-# %% ../nbs/40_bigquery.ipynb #a59d31cd
+# %% ../nbs/40_bigquery.ipynb #377af8bb
 def drop_staging_tables(client, cfg) -> list:
     "Drop staging tables a killed run left in the dataset (the lock says no finops run is using them); their ids."
     from google.api_core import exceptions as gx
@@ -213,7 +213,7 @@ def _bq_begin(self, export: Export):
     "Drop leftover staging tables; migrate a table written before export ids."
     drop_staging_tables(self.client, self.cfg)
     cols = self._columns()
-    if not cols or "export_id" in cols: return
+    if not cols or "export_id" in cols: return []
     from google.cloud import bigquery
     tid = table_id(self.cfg)
     try:
@@ -221,15 +221,14 @@ def _bq_begin(self, export: Export):
         table.schema = list(table.schema) + [bigquery.SchemaField(c, "STRING", mode="NULLABLE") for c in ("export_id", "delivery_id") if c not in cols]
         self.client.update_table(table, ["schema"], retry=_retry(self.cfg))
         self._query(f"UPDATE `{tid}` SET export_id = @e, delivery_id = execution_id WHERE export_id IS NULL", [("e", export.id)])
-        self.notes[export.id] = [f"migrated {tid}: the rows written before export ids are now export {export.id}'s"]
+        return [f"migrated {tid}: the rows written before export ids are now export {export.id}'s"]
     except FinopsError: raise
     except Exception as e: raise bq_error(e, tid) from None
 
 def _bq_apply(self, d: Delivery, status: str):
     "Load one Parquet file, replacing its export's period."
     rows, tot = load_period(self.client, self.cfg, d)
-    return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot,
-                       notes=self.notes.pop(d.export.id, []))
+    return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot)
 BigQuery.begin, BigQuery.apply = _bq_begin, _bq_apply
 
 # %% ../nbs/40_bigquery.ipynb #6e883467

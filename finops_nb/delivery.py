@@ -89,7 +89,7 @@ def status(delivery, # a `Delivery` offered to a destination
     have = held.get(delivery.period)
     return "new" if have is None else "up to date" if have == delivery.delivery_id else "changed delivery"
 
-# %% ../nbs/02_delivery.ipynb #cf40f91e
+# %% ../nbs/02_delivery.ipynb #e04f3114
 class Destination:
     "What every destination implements; `apply_all` does the rest."
     label = "destination"  # its name in results, reports and reconciliation
@@ -110,15 +110,16 @@ class Destination:
     def apply(self, delivery: Delivery, status: str) -> Result:
         "Replace the delivery's period of its export with it, whole or not at all; raise `FinopsError` on failure."
         raise NotImplementedError
-    def begin(self, export: Export):
-        "Called under the lock before the first `apply` of a run: clear what a killed run left."
+    def begin(self, export: Export) -> list:
+        "Called under the lock before the first `apply` of a run: clear what a killed run left; notes worth telling."
+        return []
     def lock(self, export: Export):
         "The lock writers of `export` here hold (a context manager)."
         return nullcontext()
     def result(self, delivery: Delivery, action: str, **kw) -> Result:
         return Result(self.step, self.label, delivery.export.id, delivery.period, delivery.delivery_id, action, **kw)
 
-# %% ../nbs/02_delivery.ipynb #6c7f9fec
+# %% ../nbs/02_delivery.ipynb #7dd59089
 def _bar(items, desc, progress):
     if progress is False or not items: return items
     from tqdm.auto import tqdm
@@ -138,9 +139,9 @@ def apply_all(dest: Destination, # where the deliveries go
         out += [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0) for d in ds if d not in todo]
         if not todo: continue
         with dest.lock(export):
-            dest.begin(export)
+            notes = dest.begin(export) or []
             held = dest.held(export)  # again, under the lock: another run may have finished meanwhile
-            out += [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0)
+            done = [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0)
                     for d in todo if not overwrite and dest.current(d, held)]
             todo = [d for d in todo if overwrite or not dest.current(d, held)]
             for d in _bar(todo, f"{dest.label} {export.name}", progress):
@@ -148,5 +149,7 @@ def apply_all(dest: Destination, # where the deliveries go
                 try: r = dest.apply(d, status(d, held))
                 except FinopsError as e: r = dest.result(d, "failed", files=len(d.files), error=e)
                 r.seconds = round(time.time() - t0, 2)
-                out.append(r)
+                done.append(r)
+            if notes and done: done[0].notes[:0] = notes  # what `begin` did (a migration) is told with the first result
+            out += done
     return sorted(out, key=lambda r: (r.export_id, r.period))

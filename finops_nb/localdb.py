@@ -304,11 +304,11 @@ def migrate(con, # a write connection, not in a transaction
         con.execute("ROLLBACK")
         raise
 
-# %% ../nbs/21_localdb.ipynb #ce6db77c
+# %% ../nbs/21_localdb.ipynb #c4536384
 class DuckDB(Destination):
     "The DuckDB database: every provider's table and the load log."
     label, step, verb = "duckdb", "load_local", "load"
-    def __init__(self, cfg): self.cfg, self.path, self.notes = cfg, Path(cfg["database.duckdb.database_path"]), {}
+    def __init__(self, cfg): self.cfg, self.path = cfg, Path(cfg["database.duckdb.database_path"])
     def lock(self, export: Export): return exclusive(database_lock(self.cfg), "the DuckDB database")
     def _read(self, f):
         "`f(con)` on a read-only connection; None when there is no database yet."
@@ -338,12 +338,12 @@ def _duck_totals(self, export: Export, start_date=None, end_date=None) -> dict:
     return {p: (n, dict(zip(spec.cost_columns, v))) for p, n, *v in self._read(read) or [] if in_window(p, start_date, end_date)}
 DuckDB.deliveries, DuckDB.totals = _duck_deliveries, _duck_totals
 
-# %% ../nbs/21_localdb.ipynb #92bcf036
+# %% ../nbs/21_localdb.ipynb #0f83ca3a
 def _duck_begin(self, export: Export):
     "Migrate a database written before export ids (see `migrate`)."
-    if not self.path.is_file(): return
+    if not self.path.is_file(): return []
     con = connect(self.cfg)
-    try: self.notes[export.id] = migrate(con, export, str(self.path))
+    try: return migrate(con, export, str(self.path))
     finally: con.close()
 
 def _duck_apply(self, d: Delivery, status: str):
@@ -351,7 +351,6 @@ def _duck_apply(self, d: Delivery, status: str):
     con = connect(self.cfg)
     try: rows, tot, notes = load_delivery(con, d)
     finally: con.close()
-    notes = self.notes.pop(d.export.id, []) + notes
     return self.result(d, "loaded" if status == "new" else "replaced", files=len(d.files), rows=rows, totals=tot, notes=notes)
 DuckDB.begin, DuckDB.apply = _duck_begin, _duck_apply
 

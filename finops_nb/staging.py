@@ -127,12 +127,12 @@ def _apply(self, d: Delivery, status: str):
     return self.result(d, "downloaded", files=len(d.files), bytes=moved, path=str(folder))
 Staging.apply = _apply
 
-# %% ../nbs/20_staging.ipynb #b8bbed3b
-def _begin(self, export: Export):
+# %% ../nbs/20_staging.ipynb #bc3e9154
+def _begin(self, export: Export) -> list:
     "Clear what a killed run left in the export's folder; adopt this export's deliveries staged by the previous version."
     base = self.folder(export)
     for part in base.glob("*/*/**/.*.part*") if base.is_dir() else []: part.unlink(missing_ok=True)
-    kind = {"cur1": "v1", "cur2": "v2"}.get(export.kind)
+    kind, moved = {"cur1": "v1", "cur2": "v2"}.get(export.kind), []
     prefix = "/".join(p for p in (export.prefix.strip("/"), export.name) if p) + "/"
     for p in sorted(self.root.glob(f"[0-9][0-9][0-9][0-9]-[0-9][0-9]/*/{MARKER}")):
         try: m = json.loads(p.read_text())
@@ -145,6 +145,8 @@ def _begin(self, export: Export):
             os.replace(p.parent / f"{MARKER}.tmp", p)
             base.mkdir(parents=True, exist_ok=True)
             os.rename(p.parent.parent, base / p.parent.parent.name)
+            moved.append(p.parent.parent.name)
+    return [f"moved {', '.join(moved)} staged by the previous version into {base}"] if moved else []
 Staging.begin = _begin
 
 # %% ../nbs/20_staging.ipynb #6e62940e
