@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from decimal import Context, Decimal
 from pathlib import Path
 import pandas as pd
-from matplotlib.figure import Figure
 from .core import ConfigError, InputError, check_window
 from .localdb import connect, table_columns
 from .schema import lit, q
@@ -156,6 +155,7 @@ def _show_in_ipython():
     except ImportError: return
     ip = get_ipython()
     if ip is None: return
+    from matplotlib.figure import Figure
     png = ip.display_formatter.formatters["image/png"]
     if Figure not in png.type_printers:
         from IPython.core.pylabtools import print_figure
@@ -165,8 +165,9 @@ def plot_spend(cfg, # a `Config`
                top=8, # services shown; the rest are summed as "(other)"
                cost="line_item_unblended_cost", # the cost column to sum
                start_date=None, end_date=None, # window; default the config's start_date/end_date
-              ) -> Figure:
+              ) -> "matplotlib.figure.Figure":
     "Bar chart of cost per month, stacked by service."
+    from matplotlib.figure import Figure  # here: the library and the CLI do not need matplotlib
     wide = spend_by_month_and_service(cfg, top, cost, start_date, end_date)
     fig = Figure(figsize=(max(6.0, 0.7 * len(wide) + 4.0), 4.5), layout="constrained")
     ax = fig.subplots()

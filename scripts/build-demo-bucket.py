@@ -157,15 +157,17 @@ with `[aws] bucket = "file://bucket"`, so the whole pipeline runs without an AWS
 (from the repository root):
 
 ```sh
-finops --config demo/cur-v1.toml aws discover-manifests
-finops --config demo/cur-v1.toml aws extract-billing
-finops --config demo/cur-v1.toml aws load-billing-local
-finops --config demo/cur-v1.toml aws export-parquet
+.venv/bin/finops --config demo/cur-v1.toml aws discover-manifests
+.venv/bin/finops --config demo/cur-v1.toml aws extract-billing
+.venv/bin/finops --config demo/cur-v1.toml aws load-billing-local
+.venv/bin/finops --config demo/cur-v1.toml aws export-parquet
 # same four with demo/cur-v2.toml
 ```
 
-Both configs write to `demo/.work/` (staging, `finops.duckdb`, monthly Parquet; git-ignored):
-delete it to start over. BigQuery is off (empty `project_id`).
+Both configs write to the same `demo/.work/` (staging, `finops.duckdb`, monthly Parquet;
+git-ignored): two exports side by side in one database, each in its own folders named by its
+export id (`.venv/bin/finops --config demo/cur-v1.toml config` shows it). Delete the folder
+to start over. BigQuery is off (empty `project_id`).
 
 ## What is in the bucket ({_size(total)})
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "demo: Python >= 3.11 needed (set PYTHON=...)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[notebook]" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
 mkdir -p runs/reports
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 reports=()
@@ -21,9 +21,10 @@ cat <<MSG
 
 demo: done.
   source export   demo/bucket/            (CUR v1: cur/demo-cur, CUR 2.0: cur2/demo-cur2; see demo/README.md)
-  staging         demo/.work/staging/
-  DuckDB          demo/.work/finops.duckdb  (table aws_billing_data)
-  Parquet         demo/.work/parquet/       ({billing_period}_aws_billing.parquet)
+  staging         demo/.work/staging/{export_id}/{billing_period}/{delivery_id}/
+  DuckDB          demo/.work/finops.duckdb  (table aws_billing_data: both exports, each row with its export_id)
+  Parquet         demo/.work/parquet/{export_id}/{billing_period}_aws_billing.parquet
+  export ids      $(.venv/bin/finops --config demo/cur-v1.toml config | sed -n 's/^export \([^:]*\):.*/\1/p') (CUR v1), $(.venv/bin/finops --config demo/cur-v2.toml config | sed -n 's/^export \([^:]*\):.*/\1/p') (CUR 2.0)
   audit reports   ${reports[0]}
                   ${reports[1]}
 open them:        .venv/bin/jupyter lab ${reports[1]} runs/explore.ipynb
