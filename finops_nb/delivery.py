@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['Export', 'Delivery', 'Result', 'exit_code', 'status', 'Destination', 'apply_all']
 
-# %% ../nbs/02_delivery.ipynb #7ee6820c
+# %% ../nbs/02_delivery.ipynb #b54efed8
 import hashlib, re, time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from .core import FinopsError, InputError, TransientError
+from .core import FinopsError, TransientError
 
 # %% ../nbs/02_delivery.ipynb #dbfe286d
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@
 __all__ = ['LOG', 'connect', 'table_columns', 'database_lock', 'Source', 'sources', 'Plan', 'plan', 'source_totals',
            'table_totals', 'file_totals', 'duckdb_message', 'load_delivery', 'migrate', 'DuckDB', 'load_billing_local']
 
-# %% ../nbs/21_localdb.ipynb #ad80b398
+# %% ../nbs/21_localdb.ipynb #3a69d7df
 import csv, gzip, json, shutil, tempfile, time, zipfile, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from .core import FinopsError, InputError, TransientError, exclusive, in_window
+from .core import InputError, TransientError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
 from .schema import CHECK_DECIMAL, META, VARCHAR, cast_expr, lit, null_spelling, q, table_spec
 from .storage import check_file
@@ -173,7 +173,7 @@ def file_totals(d: Delivery) -> tuple:
             return rows, tot
         finally: con.close()
 
-# %% ../nbs/21_localdb.ipynb #52c744d2
+# %% ../nbs/21_localdb.ipynb #d4b3e328
 def duckdb_message(err) -> str:
     "DuckDB's error on one line: what went wrong and in which file, without the row dump and the option list."
     lines = [l.strip() for l in str(err).splitlines()]
@@ -186,6 +186,7 @@ def duckdb_message(err) -> str:
 
 def _explain(con, srcs, p: Plan, err) -> str:
     "Name the column, value and file behind a failed cast (a diagnostic pass, after the rollback)."
+    import duckdb
     try: return _find_bad_value(con, srcs, p) or duckdb_message(err)
     except duckdb.Error: return duckdb_message(err)
 

@@ -50,12 +50,12 @@ def run_html(run) -> str:
     "The run for Jupyter."
     return f"<pre>{html.escape(run_text(run))}</pre>"
 
-# %% ../nbs/55_report.ipynb #5eeeaa76
+# %% ../nbs/55_report.ipynb #1ae8848a
 def frame(results, # a step's results (dataclasses or dicts), or None for a step not run
          ) -> "pandas.DataFrame":
     "Results as a DataFrame for display."
     import pandas as pd
-    from dataclasses import asdict, is_dataclass, fields
+    from dataclasses import is_dataclass, fields
     if results is None: return "step not run (not selected, a dry run, or BigQuery not configured)"
     rows = []
     for r in results or []:

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MARKER', 'staged_paths', 'Staging']
 
-# %% ../nbs/20_staging.ipynb #a5eba5b0
-import json, os, posixpath, shutil, threading, time
+# %% ../nbs/20_staging.ipynb #cb0ec180
+import json, os, posixpath, shutil, threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from finops_nb.manifests import discover
+from finops_nb.aws.manifests import aws_export, discover
+from finops_nb.config import load_config
+from finops_nb.delivery import Export
 from finops_nb.storage import LocalStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,16 @@ def _load_script():
 demo = _load_script()
 
 
+def demo_export(prefix, name, cur_version):
+    "The `Export` of one of the demo bucket's exports, as a config pointing at demo/bucket names it."
+    cfg = load_config(None, {"aws.bucket": f"file://{demo.BUCKET_DIR}", "aws.prefix": prefix, "aws.export_name": name,
+                             "aws.cur_version": cur_version}, environ={})
+    export = aws_export(cfg)
+    assert export == Export("aws", {"v1": "cur1", "v2": "cur2"}[cur_version], f"file://{demo.BUCKET_DIR.resolve()}",
+                            prefix.strip("/"), name)
+    return export
+
+
 def test_committed_bucket_is_a_fresh_build(tmp_path):
     built = demo.build(tmp_path / "bucket")
     fresh, committed = demo.files_of(tmp_path / "bucket"), demo.files_of(demo.BUCKET_DIR)
@@ -36,7 +48,9 @@ def test_committed_bucket_is_a_fresh_build(tmp_path):
 
 
 def test_v1_report_has_restated_csv_month_and_parquet_months():
-    found = discover(LocalStore(demo.BUCKET_DIR), demo.V1_PREFIX, demo.V1_REPORT, "v1")
+    export = demo_export(demo.V1_PREFIX, demo.V1_REPORT, "v1")
+    found = discover(LocalStore(demo.BUCKET_DIR), export)
+    assert found.export == export
     assert found.problems == []
     got = {m.period: (m.execution_id, m.format, len(m.files)) for m in found.manifests}
     assert got == {
@@ -49,12 +63,16 @@ def test_v1_report_has_restated_csv_month_and_parquet_months():
     assert all(f"/{demo.V1_SECOND_ASSEMBLY}/" in f for f in nov.files)
     for m in found.manifests:  # every listed data file is in the bucket
         assert sorted(m.listed) == sorted(m.files)
+    assert [(d.period, d.delivery_id, d.export.id) for d in found.deliveries] == [
+        (m.period, m.execution_id, export.id) for m in found.manifests]
     # the superseded first assembly is still there, as in S3
     assert (demo.BUCKET_DIR / "cur/demo-cur/20231101-20231201" / demo.V1_FIRST_ASSEMBLY).is_dir()
 
 
 def test_v2_export_has_two_periods():
-    found = discover(LocalStore(demo.BUCKET_DIR), demo.V2_PREFIX, demo.V2_EXPORT, "v2")
+    export = demo_export(demo.V2_PREFIX, demo.V2_EXPORT, "v2")
+    found = discover(LocalStore(demo.BUCKET_DIR), export)
+    assert found.export == export
     assert found.problems == []
     got = {m.period: (m.execution_id, m.format, len(m.files)) for m in found.manifests}
     assert got == {p: (e, "csv.gz", n) for p, e, n, _, _ in demo.V2_PERIODS}

@@ -1,5 +1,5 @@
 "DuckDB loading from staged real samples: exact sums, schema evolution, restatements, collisions, kills."
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -7,10 +7,28 @@ import pyarrow.parquet as pq
 import pytest
 
 import cur_fixtures as cf
-from finops_nb.localdb import LOG, TABLE, DuckDBState, connect, load_billing_local, table_columns
-from helpers import config, query, run
+from finops_nb.aws.manifests import aws_export
+from finops_nb.aws.schema import CUR
+from finops_nb.localdb import LOG, DuckDB, connect, load_billing_local, table_columns
+from finops_nb.staging import MARKER
+from helpers import config, query, run, staging_of
 
 FINOPS = str(Path(sys.executable).with_name("finops"))
+TABLE = CUR.table
+assert TABLE == "aws_billing_data"
+
+
+def columns_of(cfg):
+    "{column: type} of the billing table (read-only, closed after)."
+    con = connect(cfg, read_only=True)
+    try:
+        return table_columns(con, TABLE)
+    finally:
+        con.close()
+
+
+def renamed_note(raw, col):
+    return f"column {raw!r} loaded as {col} (its name collides with another column's)"
 
 
 def csv_sums(root, keys, column):
@@ -26,18 +44,28 @@ def test_v1_csv_sample_exact_to_the_last_digit(tmp_path):
     d = cf.build_v1_csv(tmp_path / "bucket", files=3)
     cfg = config(tmp_path)
     (r,) = run(cfg)
-    assert (r.period, r.execution_id, r.rows) == ("2023-11", d.assembly_id, 1281)
+    export = aws_export(cfg)
+    assert (r.step, r.destination, r.export_id, r.period, r.delivery_id, r.action, r.files, r.rows) == (
+        "load_local", "duckdb", export.id, "2023-11", d.assembly_id, "loaded", 3, 1281)
     assert r.totals["line_item_unblended_cost"] == d.unblended_cost_sum == Decimal("1.68230869740")
     assert r.totals["line_item_blended_cost"] == csv_sums(tmp_path / "bucket", d.data_keys, "lineItem/BlendedCost")
     n, s, types = query(cfg, f"SELECT count(*), sum(line_item_unblended_cost), typeof(sum(line_item_unblended_cost)) FROM {TABLE}")[0]
     assert (n, s) == (1281, d.unblended_cost_sum) and types.startswith("DECIMAL(38")
-    cols = table_columns(connect(cfg, read_only=True))
+    cols = columns_of(cfg)
+    assert list(cols)[:3] == ["export_id", "billing_period", "delivery_id"]  # the loader's own columns come first
     assert cols["identity_line_item_id"] == "VARCHAR" and cols["line_item_usage_start_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert query(cfg, f"SELECT DISTINCT export_id, billing_period, delivery_id FROM {TABLE}") == [(export.id, "2023-11", d.assembly_id)]
     assert not any("DOUBLE" in t or "FLOAT" in t for t in cols.values())
     # the sample's one `1.86E-8` (lineItem/UsageAmount) is there digit for digit
     assert query(cfg, f"SELECT count(*) FROM {TABLE} WHERE line_item_usage_amount = 0.0000000186")[0][0] == 1
-    log = query(cfg, f"SELECT billing_period, execution_id, rows, line_item_unblended_cost FROM {LOG}")
-    assert log == [("2023-11", d.assembly_id, 1281, d.unblended_cost_sum)]
+    log = query(cfg, f"SELECT export_id, provider, kind, billing_period, delivery_id, table_name, files, rows FROM {LOG}")
+    assert log == [(export.id, "aws", "cur1", "2023-11", d.assembly_id, TABLE, 3, 1281)]
+    (totals, renamed), = query(cfg, f"SELECT totals, renamed_columns FROM {LOG}")
+    totals = json.loads(totals)  # exact decimals, as text
+    assert Decimal(totals["line_item_unblended_cost"]) == d.unblended_cost_sum
+    assert {c: None if v is None else Decimal(v) for c, v in totals.items()} == r.totals
+    assert json.loads(renamed) == []
+    assert DuckDB(cfg).held(export) == {"2023-11": d.assembly_id}
 
 
 def test_ten_decimal_values_survive(tmp_path):
@@ -61,7 +89,7 @@ def test_three_parquet_months_schema_drift(tmp_path):
         assert r.totals["line_item_unblended_cost"] == m.unblended_cost_sum
         blended = pq.read_table(tmp_path / "bucket" / m.data_keys[0], columns=["line_item_blended_cost"]).column(0).to_pylist()
         assert r.totals["line_item_blended_cost"] == cf.decimal_sum_doubles(blended)
-    cols = table_columns(connect(cfg, read_only=True))
+    cols = columns_of(cfg)
     union = set().union(*(m.columns for m in pqd.months))
     assert union <= set(cols)  # the table grew to every month's columns
     nov_only = set(pqd.month("2018-11").columns) - set(pqd.month("2018-10").columns) - set(pqd.month("2018-12").columns)
@@ -80,35 +108,47 @@ def test_cur2_csv_and_parquet_with_maps(tmp_path):
     loaded = run(cfg)
     assert [(r.period, r.rows, r.totals["line_item_unblended_cost"]) for r in loaded] == [
         ("2024-01", 400, a.unblended_cost_sum), ("2024-02", 300, b.unblended_cost_sum)]
-    cols = table_columns(connect(cfg, read_only=True))
+    cols = columns_of(cfg)
     assert {cols[c] for c in ("product", "resource_tags", "cost_category", "discount", "tags")} == {"JSON"}
     regions = query(cfg, f"SELECT billing_period, count(product->>'region') FROM {TABLE} GROUP BY 1 ORDER BY 1")
     assert all(n > 0 for _, n in regions), regions
 
 
 def test_v1_and_v2_share_one_table(tmp_path):
-    cf.build_v1_csv(tmp_path / "bucket", files=1)
-    cf.build_v2(tmp_path / "bucket", period="2024-01", rows=50, files=1)
-    run(config(tmp_path))
+    d1 = cf.build_v1_csv(tmp_path / "bucket", files=1)
+    d2 = cf.build_v2(tmp_path / "bucket", period="2024-01", rows=50, files=1)
+    cfg1 = config(tmp_path)
+    run(cfg1)
     cfg2 = config(tmp_path, export="demo-cur2", prefix="cur2", cur="v2")
     run(cfg2)
     got = dict(query(cfg2, f"SELECT billing_period, count(identity_line_item_id) FROM {TABLE} GROUP BY 1"))
     assert got == {"2023-11": 1281, "2024-01": 50}
+    e1, e2 = aws_export(cfg1), aws_export(cfg2)
+    assert e1.id != e2.id
+    assert sorted(query(cfg2, f"SELECT export_id, billing_period, count(*) FROM {TABLE} GROUP BY 1, 2")) == sorted(
+        [(e1.id, "2023-11", 1281), (e2.id, "2024-01", 50)])
+    assert sorted(query(cfg2, f"SELECT export_id, kind, billing_period FROM {LOG}")) == sorted(
+        [(e1.id, "cur1", "2023-11"), (e2.id, "cur2", "2024-01")])
+    assert (DuckDB(cfg1).held(e1), DuckDB(cfg2).held(e2)) == ({"2023-11": d1.assembly_id}, {"2024-01": d2.execution_id})
 
 
 def test_restated_period_holds_only_the_new_delivery(tmp_path):
-    r = cf.restate_v1(tmp_path / "bucket", files=2)
+    r = cf.restate_v1(tmp_path / "b2", files=2)
     cfg = config(tmp_path)
-    src = tmp_path / "bucket"
-    first = cf.build_v1_csv(tmp_path / "b1", assembly_id=r.first.assembly_id, rows=lambda row: row["lineItem/UsageStartDate"] < "2023-11-08")
-    # load the first delivery (as it was before the restatement), then the second
-    cfg1 = config(tmp_path, **{"aws.bucket": f"file://{tmp_path / 'b1'}"})
-    run(cfg1)
-    assert DuckDBState(cfg).loaded() == {"2023-11": r.first.assembly_id}
+    export = aws_export(cfg)
+    first = cf.build_v1_csv(tmp_path / "bucket", assembly_id=r.first.assembly_id, rows=lambda row: row["lineItem/UsageStartDate"] < "2023-11-08")
+    # load the first delivery (the export as it was before the restatement), then the second
+    (res1,) = run(cfg)
+    assert (res1.action, res1.delivery_id, res1.rows) == ("loaded", r.first.assembly_id, first.row_count)
+    assert DuckDB(cfg).held(export) == {"2023-11": r.first.assembly_id}
+    shutil.rmtree(tmp_path / "bucket")
+    shutil.copytree(tmp_path / "b2", tmp_path / "bucket")  # the same export, now restated
     (res,) = run(cfg)
-    assert (res.execution_id, res.rows, res.totals["line_item_unblended_cost"]) == (
-        r.second.assembly_id, r.second.row_count, r.second.unblended_cost_sum)
-    assert query(cfg, f"SELECT execution_id, count(*) FROM {TABLE} GROUP BY 1") == [(r.second.assembly_id, r.second.row_count)]
+    assert (res.action, res.delivery_id, res.rows, res.totals["line_item_unblended_cost"]) == (
+        "replaced", r.second.assembly_id, r.second.row_count, r.second.unblended_cost_sum)
+    assert DuckDB(cfg).held(export) == {"2023-11": r.second.assembly_id}
+    assert query(cfg, f"SELECT export_id, delivery_id, count(*) FROM {TABLE} GROUP BY 1, 2") == [
+        (export.id, r.second.assembly_id, r.second.row_count)]
     assert first.row_count < r.second.row_count
     assert [x.action for x in load_billing_local(cfg, progress=False)] == ["up to date"]
 
@@ -118,7 +158,7 @@ def test_tag_collision_keeps_both_values_and_reports(tmp_path):
                     extra_columns={"resourceTags/user:cost_center": "lower", "resourceTags/user:CostCenter": "Upper"})
     cfg = config(tmp_path)
     (r,) = run(cfg)
-    assert r.renamed == [("resourceTags/user:cost_center", "resource_tags_user_cost_center_2")]
+    assert r.notes == [renamed_note("resourceTags/user:cost_center", "resource_tags_user_cost_center_2")]
     got = query(cfg, f"SELECT DISTINCT resource_tags_user_cost_center, resource_tags_user_cost_center_2 FROM {TABLE}")
     assert got == [("Upper", "lower")]
     assert json.loads(query(cfg, f"SELECT renamed_columns FROM {LOG}")[0][0]) == [["resourceTags/user:cost_center", "resource_tags_user_cost_center_2"]]
@@ -126,15 +166,21 @@ def test_tag_collision_keeps_both_values_and_reports(tmp_path):
 
 def test_hostile_column_names_load_safely(tmp_path):
     hostile = ['lineItem/Evil"; DROP TABLE aws_billing_data; --', "resourceTags/user:with space", "resourceTags/user:ünïcødé",
-               "bill/semi;colon", "execution_id", "resourceTags/user:'quote'"]
+               "bill/semi;colon", "execution_id", "resourceTags/user:'quote'", "delivery_id", "export_id"]
     d = cf.build_v1_csv(tmp_path / "bucket", files=1, rows=10, extra_columns={h: f"v{i}" for i, h in enumerate(hostile)})
     cfg = config(tmp_path)
     (r,) = run(cfg)
     assert r.rows == 10 and r.totals["line_item_unblended_cost"] == d.unblended_cost_sum
-    cols = table_columns(connect(cfg, read_only=True))
+    cols = columns_of(cfg)
     assert cols["line_item_evil_d_r_o_p_t_a_b_l_e_aws_billing_data"] == "VARCHAR"
-    assert ("execution_id", "execution_id_2") in r.renamed
-    assert query(cfg, f"SELECT DISTINCT execution_id, execution_id_2 FROM {TABLE}") == [(d.assembly_id, "v4")]
+    # a CUR column named like the loader's own columns is renamed; "execution_id" is no longer one and keeps its name
+    assert renamed_note("delivery_id", "delivery_id_2") in r.notes and renamed_note("export_id", "export_id_2") in r.notes
+    assert not any("'execution_id'" in n for n in r.notes) and "execution_id_2" not in cols
+    assert sorted(json.loads(query(cfg, f"SELECT renamed_columns FROM {LOG}")[0][0])) == [
+        ["delivery_id", "delivery_id_2"], ["export_id", "export_id_2"]]
+    assert query(cfg, f"SELECT DISTINCT export_id, delivery_id, execution_id, delivery_id_2, export_id_2 FROM {TABLE}") == [
+        (aws_export(cfg).id, d.assembly_id, "v4", "v6", "v7")]
+    assert query(cfg, f'SELECT DISTINCT "resource_tags_user_quote" FROM {TABLE}') == [("v5",)]
 
 
 def test_cli_load_and_nothing_new(tmp_path):
@@ -149,7 +195,8 @@ def test_cli_load_and_nothing_new(tmp_path):
     assert r.returncode == 0 and "nothing to load" in r.stdout
     r = subprocess.run([FINOPS, "aws", "discover-manifests"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    head, _, row = r.stdout.splitlines()[:3]
+    title, head, _, row = r.stdout.splitlines()[:4]
+    assert title.startswith(f"export {aws_export(config(tmp_path)).id}: ")
     assert head.split()[-3:] == ["staging", "duckdb", "parquet"]
     assert row.endswith("up to date  up to date  new"), r.stdout
 
@@ -159,17 +206,19 @@ def test_kill_mid_load_keeps_the_old_delivery(tmp_path):
     cfg = config(tmp_path, export="workshop")
     (old,) = run(cfg)
     # restate October with a much larger delivery: November's rows, staged as a new execution of 2018-10
-    marker_path = next((tmp_path / "staging" / "2018-10").glob("*/.finops-staged.json"))
+    marker_path = next((staging_of(cfg) / "2018-10").glob(f"*/{MARKER}"))
     marker = json.loads(marker_path.read_text())
-    new = tmp_path / "staging" / "2018-10" / "restated"
+    new = staging_of(cfg) / "2018-10" / "restated"
     new.mkdir()
     data = (cf.SAMPLES / "workshop-cur-v1-parquet" / "Nov2018-WorkshopCUR-00001.snappy.parquet").read_bytes()
     for i in range(4):
         (new / f"part-{i}.snappy.parquet").write_bytes(data)
-    marker.update(execution_id="restated", files=[{"path": f"part-{i}.snappy.parquet"} for i in range(4)],
+    marker.update(delivery_id="restated", files=[{"key": f"restated/part-{i}.snappy.parquet", "path": f"part-{i}.snappy.parquet",
+                                                  "size": len(data)} for i in range(4)],
                   staged_at="9999-01-01T00:00:00+00:00")
-    (new / ".finops-staged.json").write_text(json.dumps(marker))
-    env = {**os.environ, "FINOPS__AWS__BUCKET": f"file://{tmp_path / 'bucket'}", "FINOPS__AWS__EXPORT_NAME": "workshop",
+    (new / MARKER).write_text(json.dumps(marker))
+    env = {**os.environ, "FINOPS__AWS__BUCKET": f"file://{tmp_path / 'bucket'}", "FINOPS__AWS__PREFIX": "cur",
+           "FINOPS__AWS__EXPORT_NAME": "workshop",
            "FINOPS__STAGING_DIR": str(tmp_path / "staging"), "FINOPS__DATABASE__DUCKDB__DATABASE_PATH": str(tmp_path / "finops.duckdb")}
     db = tmp_path / "finops.duckdb"
     size0, t0 = db.stat().st_size, time.time()
@@ -181,11 +230,12 @@ def test_kill_mid_load_keeps_the_old_delivery(tmp_path):
         time.sleep(0.001)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the load finished before the kill: nothing was tested"
-    assert DuckDBState(cfg).loaded() == {"2018-10": old.execution_id}
-    assert query(cfg, f"SELECT execution_id, count(*), sum(line_item_unblended_cost) FROM {TABLE} GROUP BY 1") == [
-        (old.execution_id, old.rows, old.totals["line_item_unblended_cost"])]
+    assert DuckDB(cfg).held(aws_export(cfg)) == {"2018-10": old.delivery_id}
+    assert query(cfg, f"SELECT delivery_id, count(*), sum(line_item_unblended_cost) FROM {TABLE} GROUP BY 1") == [
+        (old.delivery_id, old.rows, old.totals["line_item_unblended_cost"])]
     (again,) = load_billing_local(cfg, progress=False)
-    assert (again.execution_id, again.rows) == ("restated", 4 * 124340)
+    assert (again.action, again.delivery_id, again.files, again.rows) == ("replaced", "restated", 4, 4 * 124340)
+    assert DuckDB(cfg).held(aws_export(cfg)) == {"2018-10": "restated"}
     assert again.totals["line_item_unblended_cost"] == 4 * cf.decimal_sum_doubles(
         pq.read_table(new / "part-0.snappy.parquet", columns=["line_item_unblended_cost"]).column(0).to_pylist())
 
