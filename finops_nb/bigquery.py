@@ -10,6 +10,7 @@ __all__ = ['bq_client', 'bq_error', 'table_id', 'bq_type', 'bq_schema', 'ensure_
 import re, uuid
 from decimal import Decimal
 from pathlib import Path
+from fastcore.basics import patch
 from .core import ConfigError, FinopsError, InputError, TransientError, exclusive
 from .delivery import Delivery, Destination, Export
 from .schema import table_spec
@@ -175,8 +176,9 @@ class BigQuery(Destination):
         except gx.NotFound: return set()
         except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
 
-# %% ../nbs/40_bigquery.ipynb #c1181131
-def _bq_held(self, export: Export) -> dict:
+# %% ../nbs/40_bigquery.ipynb #b25f8ba3
+@patch
+def held(self: BigQuery, export: Export) -> dict:
     "{period: delivery id} of `export` in the table."
     if "export_id" not in self._columns(): return {}
     try:
@@ -185,7 +187,9 @@ def _bq_held(self, export: Export) -> dict:
         return {r["billing_period"]: ",".join(sorted(r["ids"])) for r in rows}
     except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
 
-def _bq_totals(self, export: Export, start_date=None, end_date=None) -> dict:
+# %% ../nbs/40_bigquery.ipynb #e2108b1c
+@patch
+def totals(self: BigQuery, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed by BigQuery."
     from finops_nb.core import in_window
     spec, cols = table_spec(export.provider), self._columns()
@@ -194,9 +198,8 @@ def _bq_totals(self, export: Export, start_date=None, end_date=None) -> dict:
     try: rows = self._query(f"SELECT billing_period, COUNT(*) AS n, {sums} FROM `{table_id(self.cfg)}` WHERE export_id = @e GROUP BY 1", [("e", export.id)])
     except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
     return {r["billing_period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["billing_period"], start_date, end_date)}
-BigQuery.held, BigQuery.totals = _bq_held, _bq_totals
 
-# %% ../nbs/40_bigquery.ipynb #377af8bb
+# %% ../nbs/40_bigquery.ipynb #5c869865
 def drop_staging_tables(client, cfg) -> list:
     "Drop staging tables a killed run left in the dataset (the lock says no finops run is using them); their ids."
     from google.api_core import exceptions as gx
@@ -209,7 +212,9 @@ def drop_staging_tables(client, cfg) -> list:
     except gx.NotFound: return []
     except Exception as e: raise bq_error(e, ds) from None
 
-def _bq_begin(self, export: Export):
+# %% ../nbs/40_bigquery.ipynb #faba48d7
+@patch
+def begin(self: BigQuery, export: Export):
     "Drop leftover staging tables; migrate a table written before export ids."
     drop_staging_tables(self.client, self.cfg)
     cols = self._columns()
@@ -225,11 +230,12 @@ def _bq_begin(self, export: Export):
     except FinopsError: raise
     except Exception as e: raise bq_error(e, tid) from None
 
-def _bq_apply(self, d: Delivery, status: str):
+# %% ../nbs/40_bigquery.ipynb #fddf05cf
+@patch
+def apply(self: BigQuery, d: Delivery, status: str):
     "Load one Parquet file, replacing its export's period."
     rows, tot = load_period(self.client, self.cfg, d)
     return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot)
-BigQuery.begin, BigQuery.apply = _bq_begin, _bq_apply
 
 # %% ../nbs/40_bigquery.ipynb #6e883467
 def load_billing_remote(cfg, # a `Config`

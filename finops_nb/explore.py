@@ -43,26 +43,32 @@ def _scope(cfg) -> tuple:
 # %% ../nbs/60_explore.ipynb #2f3c50ca
 _CTX = Context(prec=100)  # wide enough for any DECIMAL(38, s): normalising never rounds
 
-def _json_tag_keys(con, cols) -> list:
+def _json_tag_keys(con, cols, scope) -> list:
     if "resource_tags" not in cols: return []
+    where, params = scope
     return [r[0] for r in con.execute(f"SELECT DISTINCT unnest(json_keys(resource_tags)) FROM {TABLE} "
-                                      "WHERE resource_tags IS NOT NULL").fetchall()]
+                                      f"WHERE resource_tags IS NOT NULL {'AND ' + where if where else ''}", params).fetchall()]
 
-def _full_keys(con, cols) -> set:
-    "Normalised tag keys (`user_team`, `aws_created_by`) held as legacy columns or CUR 2.0 JSON keys."
-    return {c[len("resource_tags_"):] for c in cols if c.startswith("resource_tags_")} | set(_json_tag_keys(con, cols))
+def _full_keys(con, cols, scope) -> set:
+    "Normalised tag keys (`user_team`, `aws_created_by`) the scope's rows hold, as legacy columns or CUR 2.0 JSON keys."
+    legacy = [c for c in cols if c.startswith("resource_tags_")]
+    where, params = scope
+    if legacy and where:  # a column another export added is NULL in every row of this one
+        n = con.execute(f"SELECT {', '.join(f'count({q(c)})' for c in legacy)} FROM {TABLE} WHERE {where}", params).fetchall()[0]
+        legacy = [c for c, k in zip(legacy, n) if k]
+    return {c[len("resource_tags_"):] for c in legacy} | set(_json_tag_keys(con, cols, scope))
 
 def _short(key) -> str: return key[len("user_"):] if key.startswith("user_") else key
 
 def tag_keys(cfg, # a `Config`
             ) -> list:
     "Tag keys present in the database, user tags without their `user_` prefix."
-    with _db(cfg) as (con, cols): return sorted({_short(k) for k in _full_keys(con, cols)})
+    with _db(cfg) as (con, cols): return sorted({_short(k) for k in _full_keys(con, cols, _scope(cfg))})
 
-def _tag_expr(con, cols, key, path) -> str:
+def _tag_expr(con, cols, key, path, scope) -> str:
     k = normalise(key)
     names = ([k] if k.startswith(("user_", "aws_")) else []) + ([] if k.startswith("user_") else ["user_" + k])
-    have = _full_keys(con, cols)
+    have = _full_keys(con, cols, scope)
     name = next((n for n in names if n in have), None)
     if name is None:
         raise InputError(f"{path}: no tag {key!r} in {TABLE}; tags there: {', '.join(sorted(map(_short, have))) or 'none'}")
@@ -74,9 +80,9 @@ def _tag_expr(con, cols, key, path) -> str:
 DIMENSIONS = {"month": ("billing_period",), "service": ("line_item_product_code",),
               "account": ("line_item_usage_account_id",), "region": ("product_region_code", "product_region")}
 
-def _dimension(con, cols, by, path) -> str:
+def _dimension(con, cols, by, path, scope=("", [])) -> str:
     "SQL expression of the dimension `by`."
-    if isinstance(by, str) and by.startswith("tag:") and by[4:].strip(): return _tag_expr(con, cols, by[4:].strip(), path)
+    if isinstance(by, str) and by.startswith("tag:") and by[4:].strip(): return _tag_expr(con, cols, by[4:].strip(), path, scope)
     if by not in DIMENSIONS:
         raise ConfigError(f"by: {by!r} is not a dimension; use {', '.join(DIMENSIONS)} or tag:<key>")
     have = [c for c in DIMENSIONS[by] if c in cols]
@@ -100,8 +106,8 @@ def _spend(cfg, by, cost, start, end, top, per_month=False) -> list:
         if cost not in cols: raise InputError(f"{path}: no cost column {cost!r} in {TABLE}; "
                                               f"cost columns there: {', '.join(c for c, t in cols.items() if t.startswith('DECIMAL'))}")
         if not cols[cost].startswith("DECIMAL"): raise InputError(f"{path}: {cost!r} is {cols[cost]}, not a cost column")
-        dim = _dimension(con, cols, by, path)
         scope, params = _scope(cfg)
+        dim = _dimension(con, cols, by, path, (scope, params))
         where = [scope] if scope else []
         if start: where.append("billing_period >= ?"); params.append(start)
         if end: where.append("billing_period <= ?"); params.append(end)

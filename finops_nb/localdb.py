@@ -6,13 +6,14 @@
 __all__ = ['LOG', 'connect', 'table_columns', 'database_lock', 'Source', 'sources', 'Plan', 'plan', 'source_totals',
            'table_totals', 'file_totals', 'duckdb_message', 'load_delivery', 'migrate', 'DuckDB', 'load_billing_local']
 
-# %% ../nbs/21_localdb.ipynb #3a69d7df
+# %% ../nbs/21_localdb.ipynb #7aaa238e
 import csv, gzip, json, shutil, tempfile, time, zipfile, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from fastcore.basics import patch
 from .core import InputError, TransientError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
 from .schema import CHECK_DECIMAL, META, VARCHAR, cast_expr, lit, null_spelling, q, table_spec
@@ -318,8 +319,9 @@ class DuckDB(Destination):
         try: return f(con)
         finally: con.close()
 
-# %% ../nbs/21_localdb.ipynb #5bdce018
-def _duck_deliveries(self, export: Export, start_date=None, end_date=None) -> list:
+# %% ../nbs/21_localdb.ipynb #8c1005d5
+@patch
+def deliveries(self: DuckDB, export: Export, start_date=None, end_date=None) -> list:
     "The last load of each period of `export` in the window, with its rows and totals."
     def read(con):
         if "export_id" not in table_columns(con, LOG): return []
@@ -328,7 +330,9 @@ def _duck_deliveries(self, export: Export, start_date=None, end_date=None) -> li
     return [Delivery(export, p, i, [], "duckdb", rows=n, totals={c: None if v is None else Decimal(v) for c, v in json.loads(t).items()})
             for p, i, n, t in self._read(read) or [] if in_window(p, start_date, end_date)]
 
-def _duck_totals(self, export: Export, start_date=None, end_date=None) -> dict:
+# %% ../nbs/21_localdb.ipynb #ef1720b6
+@patch
+def totals(self: DuckDB, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed from the table."
     spec = table_spec(export.provider)
     def read(con):
@@ -337,25 +341,26 @@ def _duck_totals(self, export: Export, start_date=None, end_date=None) -> dict:
         sums = ", ".join(f"sum({q(c)})" if c in have else "NULL" for c in spec.cost_columns)
         return con.execute(f"SELECT billing_period, count(*), {sums} FROM {spec.table} WHERE export_id = ? GROUP BY 1", [export.id]).fetchall()
     return {p: (n, dict(zip(spec.cost_columns, v))) for p, n, *v in self._read(read) or [] if in_window(p, start_date, end_date)}
-DuckDB.deliveries, DuckDB.totals = _duck_deliveries, _duck_totals
 
-# %% ../nbs/21_localdb.ipynb #0f83ca3a
-def _duck_begin(self, export: Export):
+# %% ../nbs/21_localdb.ipynb #ca47e2dd
+@patch
+def begin(self: DuckDB, export: Export):
     "Migrate a database written before export ids (see `migrate`)."
     if not self.path.is_file(): return []
     con = connect(self.cfg)
     try: return migrate(con, export, str(self.path))
     finally: con.close()
 
-def _duck_apply(self, d: Delivery, status: str):
+# %% ../nbs/21_localdb.ipynb #317bdfe9
+@patch
+def apply(self: DuckDB, d: Delivery, status: str):
     "Load one staged delivery, replacing its export's period."
     con = connect(self.cfg)
     try: rows, tot, notes = load_delivery(con, d)
     finally: con.close()
     return self.result(d, "loaded" if status == "new" else "replaced", files=len(d.files), rows=rows, totals=tot, notes=notes)
-DuckDB.begin, DuckDB.apply = _duck_begin, _duck_apply
 
-# %% ../nbs/21_localdb.ipynb #2efd7d81
+# %% ../nbs/21_localdb.ipynb #d8261d80
 def load_billing_local(cfg, # a `Config`
                        start_date=None, end_date=None, # window; default the config's start_date/end_date
                        progress=None, # progress bar over periods: True, False, None (auto)

@@ -9,6 +9,7 @@ __all__ = ['parquet_path', 'parquet_info', 'export_period', 'Parquet', 'export_p
 import json, os
 from decimal import Decimal
 from pathlib import Path
+from fastcore.basics import patch
 from .core import InputError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
 from .schema import lit, table_spec
@@ -88,19 +89,24 @@ class Parquet(Destination):
             out.append(_info(Delivery(export, info["billing_period"], info["delivery_id"], [f]), info))
         return sorted(out, key=lambda d: d.period)
 
-# %% ../nbs/30_parquet.ipynb #b6c323ca
-def _pq_totals(self, export: Export, start_date=None, end_date=None) -> dict:
+# %% ../nbs/30_parquet.ipynb #7c8dc3b0
+@patch
+def totals(self: Parquet, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} read from the files themselves (not their metadata)."
     import duckdb
     spec, con = table_spec(export.provider), duckdb.connect()
     try: return {d.period: table_totals(con, spec, f"read_parquet({lit(d.files[0])})") for d in self.deliveries(export, start_date, end_date)}
     finally: con.close()
 
-def _pq_begin(self, export: Export):
+# %% ../nbs/30_parquet.ipynb #fbaa7a3b
+@patch
+def begin(self: Parquet, export: Export):
     "Remove the temporary files of a killed export."
     for old in (self.root / export.id).glob(".*.parquet.*.tmp"): old.unlink(missing_ok=True)
 
-def _pq_apply(self, d: Delivery, status: str):
+# %% ../nbs/30_parquet.ipynb #9272bf60
+@patch
+def apply(self: Parquet, d: Delivery, status: str):
     "Export one period DuckDB holds."
     path = parquet_path(self.root, d.export, d.period)
     info = parquet_info(path)[str(path)] if path.exists() else None
@@ -114,7 +120,6 @@ def _pq_apply(self, d: Delivery, status: str):
         except OSError as e: raise InputError(f"{path}: {e}") from None
     finally: con.close()
     return self.result(d, action or "overwritten", files=1, rows=rows, totals=tot, path=str(path))
-Parquet.totals, Parquet.begin, Parquet.apply = _pq_totals, _pq_begin, _pq_apply
 
 # %% ../nbs/30_parquet.ipynb #e2378aab
 def export_parquet(cfg, # a `Config`

@@ -10,6 +10,7 @@ __all__ = ['STEPS', 'config_sources', 'config_exports', 'destinations', 'Pipelin
 import time, uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from fastcore.basics import patch
 from .core import ConfigError, FinopsError, InputError, TransientError
 from .delivery import Result, apply_all, status
 
@@ -81,7 +82,8 @@ class Pipeline:
         return sorted({r.period for r in self.results if r.period != "*" and r.step != "discover"})
 
 # %% ../nbs/50_pipeline.ipynb #aa3c5598
-def _guard(self, step, export, f):
+@patch
+def _guard(self: Pipeline, step, export, f):
     "Run `f()`; a `FinopsError` that stops it is recorded as the step's failure."
     t0 = time.time()
     try: return f()
@@ -89,7 +91,9 @@ def _guard(self, step, export, f):
         self.results.append(Result(step, self.dests[step].label if step in self.dests else "source", export.id, "*", "", "failed", error=e))
     finally: self.seconds[step] = round(self.seconds.get(step, 0) + time.time() - t0, 2)
 
-def _discover(self) -> dict:
+# %% ../nbs/50_pipeline.ipynb #8a7facba
+@patch
+def discover(self: Pipeline) -> dict:
     "Find the current delivery of every period of every export: `{export id: Discovery}`."
     for src in self.sources:
         found = self._guard("discover", src.export, lambda: src.discover(self.start, self.end))
@@ -100,7 +104,9 @@ def _discover(self) -> dict:
     self.discovered = True
     return self.found
 
-def _step(self, step, inputs) -> list:
+# %% ../nbs/50_pipeline.ipynb #d7c5e56d
+@patch
+def _step(self: Pipeline, step, inputs) -> list:
     "Run one step for every export: `inputs(export)` gives the deliveries offered; the step's `Result`s (None when not run)."
     if step not in self.steps or self.dry_run or step not in self.dests: return None
     dest, out = self.dests[step], []
@@ -110,10 +116,9 @@ def _step(self, step, inputs) -> list:
     self.results += out
     return out
 
-Pipeline._guard, Pipeline.discover, Pipeline._step = _guard, _discover, _step
-
-# %% ../nbs/50_pipeline.ipynb #c333c4bb
-def _extract(self):
+# %% ../nbs/50_pipeline.ipynb #adc292cf
+@patch
+def extract(self: Pipeline):
     "Stage new or changed deliveries of every export, each from its own store."
     if "extract" not in self.steps or self.dry_run: return None
     if not self.discovered: self.discover()
@@ -125,22 +130,27 @@ def _extract(self):
     self.results += out
     return out
 
-def _load_local(self):
+# %% ../nbs/50_pipeline.ipynb #f25937ee
+@patch
+def load_local(self: Pipeline):
     "Load staged deliveries DuckDB does not hold."
     return self._step("load_local", lambda e: self.dests["extract"].deliveries(e, self.start, self.end))
 
-def _export_parquet(self):
+# %% ../nbs/50_pipeline.ipynb #80b8c385
+@patch
+def export_parquet(self: Pipeline):
     "Export every period DuckDB holds that has no up-to-date Parquet file."
     return self._step("export_parquet", lambda e: self.dests["load_local"].deliveries(e, self.start, self.end))
 
-def _load_remote(self):
+# %% ../nbs/50_pipeline.ipynb #1a0679e5
+@patch
+def load_remote(self: Pipeline):
     "Load Parquet files BigQuery does not hold (only when BigQuery is configured)."
     return self._step("load_remote", lambda e: self.dests["export_parquet"].deliveries(e, self.start, self.end))
 
-Pipeline.extract, Pipeline.load_local, Pipeline.export_parquet, Pipeline.load_remote = _extract, _load_local, _export_parquet, _load_remote
-
 # %% ../nbs/50_pipeline.ipynb #fe0d43da
-def _would(self) -> list:
+@patch
+def would(self: Pipeline) -> list:
     "Per export and period, what each asked step would do: [(export id, period, delivery id, step actions…)]."
     if not self.discovered: self.discover()
     rows = []
@@ -163,30 +173,36 @@ def _would(self) -> list:
             rows.append((export.id, d.period, d.delivery_id, *acts))
     self.plan_rows = rows
     return rows
-Pipeline.would = _would
 
-# %% ../nbs/50_pipeline.ipynb #ee9e8ef1
-def _run(self):
+# %% ../nbs/50_pipeline.ipynb #568cb8f4
+@patch
+def run(self: Pipeline):
     "Run every step (or, for a dry run, say what each would do); failures are recorded, see `finish`."
     if self.dry_run: self.would(); return self
     self.extract(); self.load_local(); self.export_parquet(); self.load_remote()
     return self
 
-def _finish(self):
+# %% ../nbs/50_pipeline.ipynb #14912cbf
+@patch
+def finish(self: Pipeline):
     "Close the run; raise `PipelineError` naming each failed period and step."
     self.ended = datetime.now(timezone.utc)
     if self.failures: raise PipelineError(self.failures)
     return self
 
-def _text(self) -> str:
+# %% ../nbs/50_pipeline.ipynb #eec49d01
+@patch
+def __str__(self: Pipeline) -> str:
     from finops_nb.report import run_text
     return run_text(self)
 
-def _html(self) -> str:
+# %% ../nbs/50_pipeline.ipynb #6c9f909e
+@patch
+def _repr_html_(self: Pipeline) -> str:
     from finops_nb.report import run_html
     return run_html(self)
 
-Pipeline.run, Pipeline.finish, Pipeline.__str__, Pipeline.__repr__, Pipeline._repr_html_ = _run, _finish, _text, _text, _html
+Pipeline.__repr__ = Pipeline.__str__
 
 # %% ../nbs/50_pipeline.ipynb #ff987374
 @dataclass
@@ -236,7 +252,7 @@ def run_pipeline(cfg, # a `Config`
     "Run every step; returns the `Pipeline` (a summary table in Jupyter and as text). Raises `PipelineError` if any period failed."
     return Pipeline(cfg, start_date, end_date, steps, dry_run, progress).run().finish()
 
-# %% ../nbs/50_pipeline.ipynb #d1c5150a
+# %% ../nbs/50_pipeline.ipynb #33ccde32
 def extract_billing(cfg, # a `Config`
                     start_date=None, end_date=None, # window; default the config's start_date/end_date
                     progress=None, # progress bars: True, False, None (auto)

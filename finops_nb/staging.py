@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['MARKER', 'staged_paths', 'Staging']
 
-# %% ../nbs/20_staging.ipynb #cb0ec180
+# %% ../nbs/20_staging.ipynb #425d4a7e
 import json, os, posixpath, shutil, threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from fastcore.basics import patch
 from .core import InputError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
 from .storage import check_file, plain_md5
@@ -67,7 +68,7 @@ class Staging(Destination):
     def folder(self, export: Export) -> Path: return self.root / export.id
     def lock(self, export: Export): return exclusive(self.folder(export) / ".finops.lock", f"the staging folder of {export.id}")
 
-# %% ../nbs/20_staging.ipynb #cdb1a659
+# %% ../nbs/20_staging.ipynb #63d45220
 def _read_marker(path: Path, export: Export):
     "The `Delivery` a marker describes, with its files as staged paths; None if unreadable."
     try: m = json.loads(path.read_text())
@@ -78,7 +79,9 @@ def _read_marker(path: Path, export: Export):
                     meta={**m.get("meta", {}), "folder": str(folder), "staged_at": m.get("staged_at", ""),
                           "sizes": {str(folder / f["path"]): f.get("size") for f in m.get("files", [])}})
 
-def _deliveries(self, export: Export, start_date=None, end_date=None) -> list:
+# %% ../nbs/20_staging.ipynb #8f294b74
+@patch
+def deliveries(self: Staging, export: Export, start_date=None, end_date=None) -> list:
     "The newest complete delivery of each period of `export` in the window."
     out, base = {}, self.folder(export)
     for p in sorted(base.glob(f"*/*/{MARKER}")) if base.is_dir() else []:
@@ -88,10 +91,10 @@ def _deliveries(self, export: Export, start_date=None, end_date=None) -> list:
         if d is None or d.period != period: continue
         if period not in out or d.meta["staged_at"] > out[period].meta["staged_at"]: out[period] = d
     return [out[p] for p in sorted(out)]
-Staging.deliveries = _deliveries
 
-# %% ../nbs/20_staging.ipynb #c9a43bb2
-def _apply(self, d: Delivery, status: str):
+# %% ../nbs/20_staging.ipynb #22284821
+@patch
+def apply(self: Staging, d: Delivery, status: str):
     "Stage one delivery from the store; raises `FinopsError` naming the key on failure."
     from tqdm.auto import tqdm
     folder = self.folder(d.export) / d.period / d.delivery_id
@@ -125,10 +128,10 @@ def _apply(self, d: Delivery, status: str):
     for old in (folder.parent).iterdir():
         if old.is_dir() and old.name != d.delivery_id: shutil.rmtree(old)
     return self.result(d, "downloaded", files=len(d.files), bytes=moved, path=str(folder))
-Staging.apply = _apply
 
-# %% ../nbs/20_staging.ipynb #bc3e9154
-def _begin(self, export: Export) -> list:
+# %% ../nbs/20_staging.ipynb #13f43cf3
+@patch
+def begin(self: Staging, export: Export) -> list:
     "Clear what a killed run left in the export's folder; adopt this export's deliveries staged by the previous version."
     base = self.folder(export)
     for part in base.glob("*/*/**/.*.part*") if base.is_dir() else []: part.unlink(missing_ok=True)
@@ -147,10 +150,10 @@ def _begin(self, export: Export) -> list:
             os.rename(p.parent.parent, base / p.parent.parent.name)
             moved.append(p.parent.parent.name)
     return [f"moved {', '.join(moved)} staged by the previous version into {base}"] if moved else []
-Staging.begin = _begin
 
-# %% ../nbs/20_staging.ipynb #6e62940e
-def _totals(self, export: Export, start_date=None, end_date=None) -> dict:
+# %% ../nbs/20_staging.ipynb #8a78bfdc
+@patch
+def totals(self: Staging, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, {cost column: Decimal})} summed from the staged files; a delivery that cannot be read is left out (its load reports it)."
     from finops_nb.localdb import file_totals
     out = {}
@@ -158,4 +161,3 @@ def _totals(self, export: Export, start_date=None, end_date=None) -> dict:
         try: out[d.period] = file_totals(d)
         except InputError: pass
     return out
-Staging.totals = _totals

@@ -60,8 +60,8 @@ def test_months_sum_exactly(v1):
     assert all(type(c) is Decimal for c in df.cost)
     assert sum(df.cost) == sum(d.unblended_cost_sum for d in ds) == 2 * SAMPLE_SUM
     assert str(df.cost[0]) == "1.6823086974"  # DuckDB's 18-place scale, trailing zeros dropped, nothing rounded
-    assert list(spend_by(cfg, start="2023-12").month) == ["2023-12"]
-    assert list(spend_by(cfg, end="2023-11").month) == ["2023-11"]
+    assert list(spend_by(cfg, start_date="2023-12").month) == ["2023-12"]
+    assert list(spend_by(cfg, end_date="2023-11").month) == ["2023-11"]
 
 
 @pytest.mark.parametrize("by, column", [("service", "lineItem/ProductCode"), ("account", "lineItem/UsageAccountId"),
@@ -131,16 +131,30 @@ def test_legacy_column_and_json_key_are_one_tag(tmp_path):
     "A database that holds a legacy month (tag column) and a CUR 2.0 month (JSON) reads the tag from both."
     root = tmp_path / "bucket"
     d1 = cf.build_v1_csv(root, files=1, extra_columns={"resourceTags/user:team": lambda i, row: TEAMS[i % 3]})
-    run(config(tmp_path))
-    cfg, d2, rows2 = build_v2(tmp_path)
+    v1cfg = config(tmp_path)
+    run(v1cfg)
+    v2cfg, d2, rows2 = build_v2(tmp_path)
+    cfg = config(tmp_path, **{"aws.bucket": None})  # a config naming no export sees every export's rows
     rows1 = csv_rows(root, d1.data_keys)
-    want = sums(rows1, lambda r: r["resourceTags/user:team"] or "(untagged)", "lineItem/UnblendedCost")
-    for g, (s, n) in sums(rows2, lambda r: json_tag(r, "user_team"), "line_item_unblended_cost").items():
+    want1 = sums(rows1, lambda r: r["resourceTags/user:team"] or "(untagged)", "lineItem/UnblendedCost")
+    want2 = sums(rows2, lambda r: json_tag(r, "user_team"), "line_item_unblended_cost")
+    want = dict(want1)
+    for g, (s, n) in want2.items():
         s0, n0 = want.get(g, (Decimal(0), 0))
         want[g] = (s0 + s, n0 + n)
     assert table(spend_by(cfg, "tag:team")) == want
     assert sum(spend_by(cfg).cost) == d1.unblended_cost_sum + d2.unblended_cost_sum
     assert "team" in tag_keys(cfg)
+    # a config naming an export sees only that export's rows
+    assert table(spend_by(v1cfg, "tag:team")) == want1 and table(spend_by(v2cfg, "tag:team")) == want2
+    assert sum(spend_by(v1cfg).cost) == d1.unblended_cost_sum and sum(spend_by(v2cfg).cost) == d2.unblended_cost_sum
+    assert table(spend_by(v1cfg)) == {"2023-11": (d1.unblended_cost_sum, 1281)}
+    assert tag_keys(v1cfg) == ["team"]  # the CUR 2.0 export's JSON tag keys are not the legacy export's
+    db = v1cfg["database.duckdb.database_path"]
+    with pytest.raises(InputError, match=rf"^{db}: no tag 'environment' in aws_billing_data; tags there: team$"):
+        spend_by(v1cfg, "tag:environment")
+    keys2 = {k for r in rows2 for k in json.loads(r["resource_tags"] or "{}")}
+    assert set(tag_keys(v2cfg)) == {k.removeprefix("user_") for k in keys2}
 
 
 def test_month_by_service_and_chart(v1):
@@ -179,8 +193,10 @@ def test_errors_name_the_database(v1, tmp_path):
         spend_by(cfg, "colour")
     with pytest.raises(ConfigError, match="top: 0 is not a positive"):
         spend_by(cfg, "service", top=0)
-    with pytest.raises(ConfigError, match="start: '2023-13' is not a billing period"):
-        spend_by(cfg, start="2023-13")
+    with pytest.raises(ConfigError, match="start_date: '2023-13' is not a billing period"):
+        spend_by(cfg, start_date="2023-13")
+    with pytest.raises(ConfigError, match="end_date: 'nov' is not a billing period"):
+        spend_by(cfg, end_date="nov")
 
     empty = config(tmp_path / "empty")
     path = empty["database.duckdb.database_path"]

@@ -6,6 +6,8 @@ import papermill as pm
 import pytest
 
 import cur_fixtures as cf
+from finops_nb.aws.manifests import aws_export
+from finops_nb.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -51,6 +53,7 @@ def test_report_holds_parameters_reconciliation_and_no_secret(tmp_path):
     assert nb["metadata"]["papermill"]["parameters"]["start_date"] == "2023-11"
     text = outputs_text(report)
     assert "run id" in text and "duckdb" in text and "finops_nb" in text  # the header with the versions
+    assert aws_export(load_config(str(cfg), environ={})).id in text  # the export the run is about
     assert "wJal…KEY" in text  # the settings table, masked
     assert "2023-11" in text and "1281 / 1.6823086974" in text and "yes" in text
     assert "2023-12" not in text.split("Reconciliation")[-1].split("match")[-1]  # outside the window: untouched

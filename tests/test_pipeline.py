@@ -3,9 +3,10 @@ import hashlib, json, os, subprocess, sys, uuid
 from pathlib import Path
 
 import cur_fixtures as cf
+from finops_nb.aws.manifests import aws_export
 from finops_nb.config import load_config
 from finops_nb.pipeline import reconcile
-from helpers import query
+from helpers import query, staging_of
 
 FINOPS = str(Path(sys.executable).with_name("finops"))
 BUCKET = cf.DEFAULT_BUCKET
@@ -46,9 +47,13 @@ def test_cli_end_to_end_s3_to_bigquery_with_restatement(s3, s3_server, bq_server
     r = finops(env, "aws", "run-pipeline", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert any(l.startswith("2023-12") and "downloaded" in l and "loaded" in l and "exported" in l for l in lines), r.stdout
+    export_id = aws_export(cfg_from(env)).id
+    assert f"export {export_id}" in lines[0], r.stdout
+    assert any(l.startswith("2023-12") and "dec-1" in l and "downloaded" in l and "loaded" in l and "exported" in l
+               for l in lines), r.stdout
     rec = reconcile(cfg_from(env))
-    assert rec.ok and {d for _, d, _, _ in rec.rows} == {"staging", "duckdb", "parquet", "bigquery"}
+    assert rec.ok and {d for _, _, d, _, _ in rec.rows} == {"staging", "duckdb", "parquet", "bigquery"}
+    assert {e for e, *_ in rec.rows} == {export_id} and {p for _, p, *_ in rec.rows} == {"2023-11", "2023-12"}
     # November is restated with the full month; December is unchanged
     restated = cf.build_v1_csv(src, assembly_id="nov-2", files=2)
     cf.upload_tree(s3, BUCKET, src)
@@ -58,7 +63,12 @@ def test_cli_end_to_end_s3_to_bigquery_with_restatement(s3, s3_server, bq_server
     assert "nov-2" in nov and "replaced" in nov, r.stdout
     rec = reconcile(cfg_from(env))
     assert rec.ok, str(rec)
-    got = {(p, d): (n, t["line_item_unblended_cost"]) for p, d, n, t in rec.rows}
+    head, wide = rec.table()
+    assert head == ("export", "period", *(f"{d} rows / line_item_unblended_cost" for d in ("staging", "duckdb", "parquet", "bigquery")),
+                    "match")
+    assert [r[:2] for r in wide] == [(export_id, "2023-12"), (export_id, "2023-11")] and all(r[-1] == "yes" for r in wide)
+    assert f"1281 / {restated.unblended_cost_sum.normalize():f}" in wide[1]
+    got = {(p, d): (n, t["line_item_unblended_cost"]) for _, p, d, n, t in rec.rows}
     for d in ("staging", "duckdb", "parquet", "bigquery"):
         assert got[("2023-11", d)] == (1281, restated.unblended_cost_sum)
     # nothing new: every step says up to date
@@ -75,6 +85,7 @@ def test_dry_run_writes_nothing(s3, s3_server, tmp_path):
     r = finops(env, "aws", "run-pipeline", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "DRY RUN" in r.stdout and "download (new)" in r.stdout and "load (new)" in r.stdout and "export (new)" in r.stdout
+    assert f"export {aws_export(cfg_from(env)).id}" in r.stdout.splitlines()[0] and "a1" in r.stdout, r.stdout
     assert tree(tmp_path) == {} and not (tmp_path / "staging").exists()
     assert finops(env, "aws", "run-pipeline", cwd=tmp_path).returncode == 0
     cf.build_v1_csv(src, assembly_id="a2", files=1, rows=200)
@@ -93,7 +104,8 @@ def test_failing_period_is_named_and_others_are_kept(s3, s3_server, tmp_path):
     cf.upload_tree(s3, BUCKET, src)
     env = env_for(tmp_path, s3_server)
     assert finops(env, "aws", "run-pipeline", cwd=tmp_path).returncode == 0
-    before = query(cfg_from(env), "SELECT billing_period, execution_id, count(*) FROM aws_billing_data GROUP BY 1, 2 ORDER BY 1")
+    before = query(cfg_from(env), "SELECT billing_period, delivery_id, count(*) FROM aws_billing_data GROUP BY 1, 2 ORDER BY 1")
+    assert before == [("2023-11", "nov", 100), ("2023-12", "dec", 50)]
     # December is re-delivered with a value that is not a number in a money column
     cf.build_v1_csv(src, period="2023-12", assembly_id="dec-bad", files=1, rows=50,
                     extra_columns={"lineItem/NetUnblendedCost": lambda i, row: "n/a" if i == 7 else "1"})
@@ -103,7 +115,7 @@ def test_failing_period_is_named_and_others_are_kept(s3, s3_server, tmp_path):
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("finops: error: 2023-12 load_local:") and "'n/a'" in err[0], r.stderr
     assert "FAILED 2023-12 load_local" in r.stdout
-    assert query(cfg_from(env), "SELECT billing_period, execution_id, count(*) FROM aws_billing_data GROUP BY 1, 2 ORDER BY 1") == before
+    assert query(cfg_from(env), "SELECT billing_period, delivery_id, count(*) FROM aws_billing_data GROUP BY 1, 2 ORDER BY 1") == before
 
 
 def test_steps_flag_and_bad_step(s3, s3_server, tmp_path):
@@ -113,5 +125,6 @@ def test_steps_flag_and_bad_step(s3, s3_server, tmp_path):
     env = env_for(tmp_path, s3_server)
     r = finops(env, "aws", "run-pipeline", "--steps", "extract", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "staging").is_dir() and not (tmp_path / "finops.duckdb").exists()
+    assert staging_of(cfg_from(env)).is_dir() and (staging_of(cfg_from(env)) / "2023-11" / "a1").is_dir()
     r = finops(env, "aws", "run-pipeline", "--steps", "extract,tranform", cwd=tmp_path)
     assert r.returncode == 2 and "unknown step 'tranform'" in r.stderr

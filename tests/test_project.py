@@ -62,12 +62,12 @@ def test_library_needs_no_notebook_stack(tmp_path):
     import tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {re.split(r"[<>=\[ ]", d)[0].replace("-", "_") for d in project["dependencies"]}
-    notebook = {"jupyterlab", "ipywidgets", "matplotlib", "papermill", "ipykernel", "nbdev", "IPython", "fastcore"}
+    notebook = {"jupyterlab", "ipywidgets", "matplotlib", "papermill", "ipykernel", "nbdev", "IPython"}
     code = ("import finops_nb.cli, finops_nb.pipeline, finops_nb.report, finops_nb.staging, finops_nb.localdb, "
             "finops_nb.parquet, finops_nb.bigquery, finops_nb.aws.manifests, finops_nb.aws.schema, finops_nb.explore")
     mods = _modules_after(code)
     assert not mods & notebook, mods & notebook
-    third = {"boto3", "duckdb", "pyarrow", "pandas", "google", "tqdm", "isal"}
+    third = {"boto3", "duckdb", "pyarrow", "pandas", "google", "tqdm", "isal", "fastcore"}
     for m in third & mods: assert m in declared or (m == "google" and "google_cloud_bigquery" in declared), m
     assert {n.replace("-", "_") for n in ("jupyterlab", "ipywidgets", "matplotlib", "papermill")} <= {
         re.split(r"[<>=\[ ]", d)[0] for d in project["optional-dependencies"]["notebook"]}

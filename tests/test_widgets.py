@@ -6,9 +6,16 @@ import pytest
 
 import cur_fixtures as cf
 import finops_nb.widgets as fw
+from finops_nb.aws.manifests import aws_export
+from finops_nb.core import InputError
 from finops_nb.pipeline import STEPS, Pipeline
 from finops_nb.widgets import PipelinePanel
-from helpers import config, query
+from helpers import config, parquet_of, query
+
+
+def actions(run, step):
+    "{period: action} of one step's results in a run."
+    return {r.period: r.action for r in run.results if r.step == step}
 
 
 def tree(root):
@@ -49,21 +56,24 @@ def test_run_loads_one_month(mirror, tmp_path, monkeypatch):
     assert seen == [(True, "running…", "2023-11", "2023-11", ("extract", "load_local", "export_parquet"), False, True)]
     assert (panel.status.value, panel.button.disabled) == ("done: 1 period", False)
     assert isinstance(panel.result, Pipeline) and list(panel.result.periods) == ["2023-11"]
-    assert panel.result.periods["2023-11"]["load_local"]["action"] == "loaded" and not panel.result.failures
+    assert actions(panel.result, "load_local") == {"2023-11": "loaded"} and not panel.result.failures
+    assert {r.export_id for r in panel.result.results} == {aws_export(mirror).id}
     assert query(mirror, "SELECT billing_period, count(*), sum(line_item_unblended_cost) FROM aws_billing_data GROUP BY 1") == \
         [("2023-11", 1281, Decimal("1.68230869740"))]
-    assert (tmp_path / "parquet" / "2023-11_aws_billing.parquet").is_file()
+    assert parquet_of(mirror, "2023-11").is_file()
     assert "2023-11" in str(panel.result) and panel.result._repr_html_().startswith("<pre>")
 
     panel.start.value = panel.end.value = ""  # empty: the config's window, here all of it
     panel.steps["export_parquet"].value = False
     panel.button.click()
     assert panel.status.value == "done: 2 periods"
-    assert {p: s["load_local"]["action"] for p, s in panel.result.periods.items()} == {"2023-11": "up to date", "2023-12": "loaded"}
+    assert panel.result.periods == ["2023-11", "2023-12"]
+    assert actions(panel.result, "load_local") == {"2023-11": "up to date", "2023-12": "loaded"}
+    assert actions(panel.result, "export_parquet") == {}
     assert panel.result.steps == ("extract", "load_local")
     assert query(mirror, "SELECT billing_period, count(*) FROM aws_billing_data GROUP BY 1 ORDER BY 1") == \
         [("2023-11", 1281), ("2023-12", 100)]
-    assert not (tmp_path / "parquet" / "2023-12_aws_billing.parquet").exists()
+    assert not parquet_of(mirror, "2023-12").exists() and parquet_of(mirror, "2023-11").is_file()
 
 
 def test_dry_run_writes_nothing(mirror, tmp_path):
@@ -72,7 +82,8 @@ def test_dry_run_writes_nothing(mirror, tmp_path):
     panel.dry_run.value = True
     panel.button.click()
     assert panel.status.value == "done: 2 periods (dry run: nothing written)"
-    assert [r[0] for r in panel.result.plan_rows] == ["2023-12", "2023-11"] and panel.result.dry_run
+    assert [r[1] for r in panel.result.plan_rows] == ["2023-12", "2023-11"] and panel.result.dry_run
+    assert {r[0] for r in panel.result.plan_rows} == {aws_export(mirror).id}
     assert "DRY RUN" in str(panel.result)
     assert tree(tmp_path) == before
 
@@ -115,3 +126,6 @@ def test_failures_are_in_the_status(tmp_path):
     missing = PipelinePanel(config(tmp_path / "elsewhere"))
     missing.button.click()
     assert missing.status.value.startswith("failed: * discover: "), missing.status.value
+    (f,) = missing.result.failures
+    assert (f.period, f.step) == ("*", "discover") and isinstance(f.error, InputError) and f.error.exit_code == 3
+    assert "elsewhere" in str(f.error) and str(f.error) in missing.status.value
