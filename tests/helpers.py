@@ -63,3 +63,14 @@ def tree(root, skip=(".finops.lock",)):
     root = Path(root)
     return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip and not p.name.endswith(".finops.lock")} if root.exists() else {}
+
+
+FINOPS = str(__import__("pathlib").Path(__import__("sys").executable).with_name("finops"))
+
+
+def cli(*args, cwd=None, env=None, timeout=120):
+    "The installed `finops` command run as a user runs it (a subprocess), with no FINOPS* variable of the test run's own."
+    import os, subprocess
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS")}
+    e.update(env or {})
+    return subprocess.run([FINOPS, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=timeout)

@@ -1,17 +1,10 @@
 "The installed `finops` command, run as a user runs it: a subprocess."
-import os, subprocess, sys
-from pathlib import Path
 
 import finops_nb
 
-FINOPS = str(Path(sys.executable).with_name("finops"))
+from helpers import cli as finops
+
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-def finops(*args, cwd=None, env=None):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS")}
-    e.update(env or {})
-    return subprocess.run([FINOPS, *args], capture_output=True, text=True, cwd=cwd, env=e, timeout=60)
 
 
 def test_version():

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from finops_nb.aws.manifests import aws_export, discover
 from finops_nb.config import load_config

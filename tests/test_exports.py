@@ -12,7 +12,7 @@ from finops_nb.aws.manifests import aws_export
 from finops_nb.bigquery import bq_client, table_id
 from finops_nb.config import load_config
 from finops_nb.pipeline import Pipeline, reconcile, run_pipeline
-from helpers import parquet_of, query, staged, staging_of, tree
+from helpers import cli, parquet_of, query, staged, staging_of, tree
 
 ROOT = Path(__file__).resolve().parents[1]
 FINOPS = str(Path(sys.executable).with_name("finops"))
@@ -84,10 +84,9 @@ def test_config_and_discover_show_the_export_id(tmp_path):
     cf.build_v1_csv(tmp_path / "bucket", files=1, rows=10)
     (tmp_path / "config.toml").write_text('[aws]\nbucket = "file://bucket"\nprefix = "cur"\nexport_name = "demo-cur"\n')
     eid = aws_export(load_config(tmp_path / "config.toml", environ={})).id
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS")}
-    r = subprocess.run([FINOPS, "config"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    r = cli("config", cwd=tmp_path)
     assert r.returncode == 0 and f"export {eid}: aws cur1 file://{tmp_path.resolve()}/bucket/cur/demo-cur/" in r.stdout, r.stdout
-    r = subprocess.run([FINOPS, "aws", "discover-manifests"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    r = cli("aws", "discover-manifests", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith(f"export {eid}: "), r
     assert "2023-11" in r.stdout and "new" in r.stdout
 

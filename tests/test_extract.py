@@ -9,7 +9,7 @@ from finops_nb.aws.manifests import aws_export, discover_manifests
 from finops_nb.config import load_config
 from finops_nb.core import InputError
 from finops_nb.pipeline import extract_billing
-from finops_nb.staging import MARKER, Staging
+from finops_nb.staging import MARKER
 from helpers import extract, staged, staging_of
 
 BUCKET = cf.DEFAULT_BUCKET

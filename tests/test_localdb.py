@@ -4,7 +4,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 import cur_fixtures as cf
 from finops_nb.aws.manifests import aws_export

@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import cur_fixtures as cf
 from finops_nb.aws.manifests import aws_export
 from finops_nb.aws.schema import CUR
-from finops_nb.localdb import load_billing_local
 from finops_nb.parquet import Parquet, export_parquet, parquet_info, parquet_path
 from helpers import config, parquet_of, query, run
 

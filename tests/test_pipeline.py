@@ -1,5 +1,5 @@
 "run-pipeline end to end: the CLI against the moto S3 server and the BigQuery emulator; dry runs; failures."
-import hashlib, json, os, subprocess, sys, uuid
+import hashlib, os, subprocess, sys, uuid
 from pathlib import Path
 
 import cur_fixtures as cf
