@@ -6,9 +6,10 @@ snapshots of every destination, and the `finops` command run as a user runs it.
   answer an S3-style error (``503 SlowDown``, ``500 InternalError``, ``403 ...``) for the first
   N matching requests or for a time window, hold a request without forwarding it, or send only
   the first bytes of a response body and stall. Every request is logged (``proxy.log``).
-- ``Snapshot``: the state of staging (file tree with hashes), DuckDB (per period: rows, execution
-  ids, exact cost sums; the load log), Parquet (per file: hash, row count, finops metadata) and
-  BigQuery (per period: rows, execution ids, exact sums; the dataset's tables).
+- ``Snapshot``: the state of staging (file tree with hashes, every export's folder), DuckDB (per
+  billing period: rows, delivery ids, exact cost sums, export ids; the load log), Parquet (per file
+  of every export's folder: hash, row count, finops metadata) and BigQuery (per billing period: rows,
+  delivery ids, exact sums, export ids; the dataset's tables).
 """
 from __future__ import annotations
 
@@ -207,7 +208,8 @@ def tree(root) -> dict:
 
 
 def duck_state(db_path) -> dict:
-    "Per period: (rows, execution ids, exact sums of the cost columns); and the whole load log."
+    """Per billing period: (rows, delivery ids, exact sums of the cost columns, export ids); the columns;
+    and the whole load log, each entry a {column: text} dict in load order."""
     if not Path(db_path).is_file():
         return {}
     con = duckdb.connect(str(db_path), read_only=True)
@@ -218,36 +220,37 @@ def duck_state(db_path) -> dict:
             cols = {r[0] for r in con.execute("DESCRIBE aws_billing_data").fetchall()}
             sums = ", ".join(f"CAST(sum({c}) AS VARCHAR)" if c in cols else "NULL" for c in COSTS)
             for p, n, ids, *s in con.execute(
-                    f"SELECT billing_period, count(*), list(DISTINCT execution_id ORDER BY execution_id), {sums} "
-                    "FROM aws_billing_data GROUP BY 1 ORDER BY 1").fetchall():
-                out["periods"][p] = (n, tuple(ids), tuple(s))
+                    f"SELECT billing_period, count(*), list(DISTINCT delivery_id ORDER BY delivery_id), {sums}, "
+                    "list(DISTINCT export_id ORDER BY export_id) FROM aws_billing_data GROUP BY 1 ORDER BY 1").fetchall():
+                out["periods"][p] = (n, tuple(ids), tuple(s[:-1]), tuple(s[-1]))
             out["columns"] = sorted(cols)
         if "finops_load_log" in tables:
-            out["log"] = [tuple(str(x) for x in r) for r in con.execute(
-                "SELECT * FROM finops_load_log ORDER BY loaded_at").fetchall()]
+            cur = con.execute("SELECT * FROM finops_load_log ORDER BY loaded_at")
+            names = [d[0] for d in cur.description]
+            out["log"] = [{k: str(v) for k, v in zip(names, r)} for r in cur.fetchall()]
         return out
     finally:
         con.close()
 
 
 def parquet_state(folder) -> dict:
-    "Per file: (md5, rows, finops key-value metadata)."
+    "Per file under the Parquet root (key: its path relative to it, `{export_id}/{file}`): (md5, rows, finops key-value metadata)."
     folder = Path(folder)
     out = {}
-    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if not p.is_file():
+    for p in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if not p.is_file() or p.name.endswith(".finops.lock"):
             continue
         try:
             meta = pq.read_metadata(p)
             kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items() if k.startswith(b"finops_")}
-            out[p.name] = (md5(p), meta.num_rows, kv)
+            out[p.relative_to(folder).as_posix()] = (md5(p), meta.num_rows, kv)
         except Exception:  # a stray (e.g. temporary) file: its hash is what counts
-            out[p.name] = (md5(p), None, None)
+            out[p.relative_to(folder).as_posix()] = (md5(p), None, None)
     return out
 
 
 def bq_state(client, project, dataset, table="aws_billing_data") -> dict:
-    "Per period: (rows, execution ids, exact sums as text); and the tables of the dataset."
+    "Per billing period: (rows, delivery ids, exact sums as text, export ids); and the tables of the dataset."
     from google.api_core import exceptions as gx
     tid = f"{project}.{dataset}.{table}"
     out = {"periods": {}, "tables": []}
@@ -257,10 +260,11 @@ def bq_state(client, project, dataset, table="aws_billing_data") -> dict:
     except gx.NotFound:
         return out
     sums = ", ".join(f"CAST(SUM({c}) AS STRING) AS {c}" if c in cols else f"CAST(NULL AS STRING) AS {c}" for c in COSTS)
-    rows = client.query(f"SELECT billing_period, COUNT(*) AS n, ARRAY_AGG(DISTINCT execution_id ORDER BY execution_id) AS ids, "
-                        f"{sums} FROM `{tid}` GROUP BY 1 ORDER BY 1", job_retry=None).result(timeout=60)
+    rows = client.query(f"SELECT billing_period, COUNT(*) AS n, ARRAY_AGG(DISTINCT delivery_id ORDER BY delivery_id) AS ids, "
+                        f"{sums}, ARRAY_AGG(DISTINCT export_id ORDER BY export_id) AS exports "
+                        f"FROM `{tid}` GROUP BY 1 ORDER BY 1", job_retry=None).result(timeout=60)
     for r in rows:
-        out["periods"][r["billing_period"]] = (r["n"], tuple(r["ids"]), tuple(r[c] for c in COSTS))
+        out["periods"][r["billing_period"]] = (r["n"], tuple(r["ids"]), tuple(r[c] for c in COSTS), tuple(r["exports"]))
     return out
 
 

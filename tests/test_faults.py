@@ -4,10 +4,10 @@ Every case starts from a *good* state already in every destination (staging, Duc
 where it matters, BigQuery), injects one fault, runs `finops` as a user does (a subprocess; or
 papermill for the notebook), and compares the destinations before and after:
 
-- DuckDB: per period rows, execution ids and exact cost sums, and the whole load log;
-- Parquet: per file its hash, row count and finops metadata;
-- BigQuery: per period rows, execution ids and exact sums, and the tables of the dataset;
-- staging: the file tree with hashes. Staging is the download cache of the bucket's *current*
+- DuckDB: per period rows, delivery ids, exact cost sums and export ids, and the whole load log;
+- Parquet: per file (of every export's folder) its hash, row count and finops metadata;
+- BigQuery: per period rows, delivery ids, exact sums and export ids, and the tables of the dataset;
+- staging: the file tree with hashes (every export's folder). Staging is the download cache of the bucket's *current*
   delivery: a period keeps its previous staged delivery byte for byte, or holds a complete copy of
   the new delivery that is byte-identical to the bucket (never a mix, never a partial file under
   its final name).
@@ -31,7 +31,7 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,12 +43,13 @@ import cur_fixtures as cf
 import servers
 from faults_helpers import (FINOPS, FaultProxy, Result, bq_state, clean_env, duck_state, finops, md5, parquet_state,
                             start_finops, tree, wait_for)
+from finops_nb.aws.manifests import aws_export
 from finops_nb.config import load_config
-from finops_nb.extract import extract_billing
 from finops_nb.localdb import load_billing_local
 from finops_nb.parquet import export_parquet
-from finops_nb.pipeline import reconcile
-from finops_nb.state import MARKER, StagingState
+from finops_nb.pipeline import extract_billing, reconcile
+from finops_nb.staging import MARKER
+from helpers import parquet_of, staged, staging_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = cf.DEFAULT_BUCKET
@@ -82,33 +83,83 @@ assert len(CASES) == len(set(CASES)) == 48
 
 # ======================================================================================
 # Bases, built once per module
+#
+# An export's id names its source (the resolved folder of a local mirror, or the S3 bucket): a copy
+# of a base whose bucket sits in another folder would be *another* export. So every world read
+# from a local mirror has its bucket at one folder (`mirror`, restored from the base's copy before
+# each test), and the worlds read from S3 start from bases built from the S3 server (bucket
+# `billing-bucket`, the same whatever the world's folder).
 # ======================================================================================
-def _cfg(root, export="demo-cur", prefix="cur", cur="v1", **kw):
-    over = {"aws.bucket": f"file://{root / 'bucket'}", "aws.prefix": prefix, "aws.export_name": export,
+def _cfg(root, export="demo-cur", prefix="cur", cur="v1", source=None, **kw):
+    "A Config writing under `root`, reading the export from `source` (default: the local mirror root/bucket)."
+    over = {"aws.bucket": source or f"file://{root / 'bucket'}", "aws.prefix": prefix, "aws.export_name": export,
             "aws.cur_version": cur, "staging_dir": str(root / "staging"), "parquet_dir": str(root / "parquet"),
             "database.duckdb.database_path": str(root / "finops.duckdb"), **kw}
     return load_config(None, over, environ={})
 
 
 def _stage_load_export(*cfgs):
+    "Stage, load and export every period of each config's export; fail on any problem."
     for c in cfgs:
-        staged, found = extract_billing(c, progress=False)
-        assert not found.problems and all(not s.error for s in staged), (found.problems, staged)
-    for r in load_billing_local(cfgs[0], progress=False):
-        assert not r.error, r
-    for r in export_parquet(cfgs[0], progress=False):
-        assert r.action != "failed", r
+        res = extract_billing(c, progress=False)
+        assert res and all(r.step == "extract" and not r.failed for r in res), [(r.step, r.period, r.error) for r in res]
+    for c in cfgs:
+        loaded = load_billing_local(c, progress=False)
+        assert loaded and all(r.action == "loaded" and r.error is None for r in loaded), loaded
+        exported = export_parquet(c, progress=False)
+        assert [r.period for r in exported] == [r.period for r in loaded], exported
+        assert all(r.action == "exported" and r.error is None for r in exported), exported
+
+
+def _reset(folder):
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def _save_bucket(mirror, root):
+    "Keep the mirror's bucket as the base's own copy (root/bucket), restored into the mirror for each world."
+    shutil.copytree(mirror, root / "bucket")
+
+
+def _build_demo_bucket(bucket):
+    cf.build_v1_csv(bucket, assembly_id="nov-1", files=1, rows=60)
+    cf.build_v1_csv(bucket, period="2023-12", assembly_id="dec-1", files=2, rows=40)
+    cf.build_v2(bucket, period="2024-01", execution_id="jan-1", rows=30, files=1)
+
+
+DEMO_EXPORTS = (("demo-cur", "cur", "v1"), ("demo-cur2", "cur2", "v2"))
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def mirror(tmp_path_factory):
+    "The one folder the bucket of every local-mirror world (and base) lives at."
+    return tmp_path_factory.mktemp("mirror") / "bucket"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, mirror):
     """Good data everywhere: CUR v1 2023-11 (60 rows, 1 file) and 2023-12 (40 rows, 2 files), and a
-    CUR 2.0 export's 2024-01 (30 rows), staged, loaded into DuckDB and exported to Parquet."""
+    CUR 2.0 export's 2024-01 (30 rows), staged, loaded into DuckDB and exported to Parquet; read from
+    the local mirror."""
     root = tmp_path_factory.mktemp("base")
-    cf.build_v1_csv(root / "bucket", assembly_id="nov-1", files=1, rows=60)
-    cf.build_v1_csv(root / "bucket", period="2023-12", assembly_id="dec-1", files=2, rows=40)
-    cf.build_v2(root / "bucket", period="2024-01", execution_id="jan-1", rows=30, files=1)
-    _stage_load_export(_cfg(root), _cfg(root, "demo-cur2", "cur2", "v2"))
+    _build_demo_bucket(_reset(mirror))
+    _stage_load_export(*(_cfg(root, *e, source=f"file://{mirror}") for e in DEMO_EXPORTS))
+    _save_bucket(mirror, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def s3_base(tmp_path_factory, s3_server):
+    "The same good data, read from the S3 server (bucket billing-bucket): the base of every world read from S3."
+    import boto3
+    root = tmp_path_factory.mktemp("s3base")
+    _build_demo_bucket(root / "bucket")
+    s3_server.reset()
+    client = boto3.client("s3", endpoint_url=s3_server.url, **servers.aws_client_kwargs())
+    cf.upload_tree(client, BUCKET, root / "bucket")
+    client.close()
+    _stage_load_export(*(_cfg(root, *e, source=BUCKET, **{"aws.endpoint_url": s3_server.url}) for e in DEMO_EXPORTS))
     return root
 
 
@@ -123,64 +174,81 @@ def bq_client(bq_server):
     client.close()
 
 
-@pytest.fixture(scope="module")
-def base_dataset(base, bq_server):
-    "The base's three periods loaded into one BigQuery dataset (cloned per test, never written to)."
+def _base_dataset(root, source, bq_server):
+    "A base's three periods (of its two exports) loaded into one new BigQuery dataset (cloned per test, never written to)."
     from finops_nb.bigquery import load_billing_remote
     ds = "faults_base_" + uuid.uuid4().hex[:8]
-    cfg = _cfg(base, **{"database.bigquery.project_id": bq_server.project, "database.bigquery.api_endpoint": bq_server.url,
-                        "database.bigquery.dataset_id": ds})
-    res = load_billing_remote(cfg, progress=False)
-    assert [(r.period, r.action) for r in res] == [("2023-11", "loaded"), ("2023-12", "loaded"), ("2024-01", "loaded")], res
+    bq = {"database.bigquery.project_id": bq_server.project, "database.bigquery.api_endpoint": bq_server.url,
+          "database.bigquery.dataset_id": ds}
+    for e, periods in zip(DEMO_EXPORTS, (["2023-11", "2023-12"], ["2024-01"])):
+        cfg = _cfg(root, *e, source=source, **bq)
+        res = load_billing_remote(cfg, progress=False)
+        assert [(r.export_id, r.period, r.action) for r in res] == [(aws_export(cfg).id, p, "loaded") for p in periods], res
     return ds
 
 
-def _restate_workshop(root, assembly_id, sample="Nov2018"):
+@pytest.fixture(scope="module")
+def base_dataset(base, mirror, bq_server):
+    return _base_dataset(base, f"file://{mirror}", bq_server)
+
+
+@pytest.fixture(scope="module")
+def s3_base_dataset(s3_base, bq_server):
+    return _base_dataset(s3_base, BUCKET, bq_server)
+
+
+def _restate_workshop(bucket, assembly_id, sample="Nov2018"):
     """Re-deliver the workshop report's 2018-10 as a new assembly whose file is a copy of a real
     workshop Parquet month (Nov2018: 124,340 rows, more than one DuckDB row group)."""
     mkey = "cur/workshop/20181001-20181101/workshop-Manifest.json"
-    man = json.loads((root / "bucket" / mkey).read_text())
+    man = json.loads((bucket / mkey).read_text())
     key = f"cur/workshop/workshop/year=2018/month=10/{assembly_id}/workshop-00001.snappy.parquet"
-    (root / "bucket" / key).parent.mkdir(parents=True, exist_ok=True)
+    (bucket / key).parent.mkdir(parents=True, exist_ok=True)
     src = cf.SAMPLES / cf.V1_PARQUET_SAMPLE_DIR / f"{sample}-WorkshopCUR-00001.snappy.parquet"
-    shutil.copy(src, root / "bucket" / key)
+    shutil.copy(src, bucket / key)
     man.update(assemblyId=assembly_id, reportKeys=[key])
-    (root / "bucket" / mkey).write_text(json.dumps(man))
+    (bucket / mkey).write_text(json.dumps(man))
     values = pq.read_table(src, columns=[UNBLENDED]).column(0).to_pylist()
     return len(values), cf.decimal_sum_doubles(values)
 
 
 @pytest.fixture(scope="module")
-def wbase(tmp_path_factory):
+def wbase(tmp_path_factory, mirror):
     """The workshop report (real v1 Parquet CUR), 2018-10 everywhere; then re-delivered (staged, not
     yet loaded) as the assembly "restated" holding 124,340 rows."""
     root = tmp_path_factory.mktemp("wbase")
-    cf.build_v1_parquet(root / "bucket", months=("Oct2018",))
-    cfg = _cfg(root, "workshop")
+    cf.build_v1_parquet(_reset(mirror), months=("Oct2018",))
+    cfg = _cfg(root, "workshop", source=f"file://{mirror}")
     _stage_load_export(cfg)
     old = duck_state(root / "finops.duckdb")
-    new = _restate_workshop(root, "restated")
-    staged, _ = extract_billing(cfg, progress=False)
-    assert [(s.execution_id, s.action) for s in staged] == [("restated", "downloaded")]
+    new = _restate_workshop(mirror, "restated")
+    res = extract_billing(cfg, progress=False)
+    assert [(r.step, r.delivery_id, r.action, r.error) for r in res] == [("extract", "restated", "downloaded", None)], res
+    _save_bucket(mirror, root)
     return root, old, new
 
 
 @pytest.fixture(scope="module")
-def wloaded(wbase, tmp_path_factory):
+def wloaded(wbase, tmp_path_factory, mirror):
     "The workshop base with the restated 2018-10 loaded into DuckDB but not yet exported (the Parquet file is stale)."
     src, old, new = wbase
     root = tmp_path_factory.mktemp("wloaded")
-    _copy_world(src, root)
-    (r,) = load_billing_local(_cfg(root, "workshop"), progress=False)
-    assert (r.action, r.rows) == ("loaded", new[0]), r
+    w = _world_from(src, root, mirror, export="workshop")
+    (r,) = load_billing_local(w.cfg(), progress=False)
+    assert (r.action, r.delivery_id, r.rows, r.error) == ("replaced", "restated", new[0], None), r
+    _save_bucket(mirror, root)
     return root, new
 
 
-def _copy_world(src, dst):
-    for name in ("bucket", "staging", "parquet"):
+def _world_from(src, dst, mirror=None, **kw):
+    """A World at `dst` holding a copy of the base `src`: its staging, Parquet and DuckDB, and its bucket
+    restored into `mirror` (a local-mirror world) or into dst/bucket (a world read from S3: kw s3=True)."""
+    for name in ("staging", "parquet"):
         if (src / name).exists():
             shutil.copytree(src / name, dst / name)
     shutil.copy2(src / "finops.duckdb", dst / "finops.duckdb")
+    shutil.copytree(src / "bucket", _reset(mirror) if mirror else dst / "bucket")
+    return World(dst, mirror=mirror, **kw)
 
 
 # ======================================================================================
@@ -197,10 +265,18 @@ class World:
     dataset: str | None = None
     client: object = None
     env_extra: dict = field(default_factory=dict)
+    mirror: Path | None = None  # the local mirror the bucket is at (default root/bucket)
+    s3: bool = False  # read the export from the S3 server's billing-bucket (the local bucket folder is what was uploaded)
+    s3_url: str | None = None  # the S3 endpoint (a test may point a run at a proxy instead)
 
     @property
     def bucket(self):
-        return self.root / "bucket"
+        return self.mirror or self.root / "bucket"
+
+    @property
+    def source(self):
+        "[aws] bucket of the world's export."
+        return BUCKET if self.s3 else f"file://{self.bucket}"
 
     @property
     def staging(self):
@@ -214,11 +290,35 @@ class World:
     def db(self):
         return self.root / "finops.duckdb"
 
+    @property
+    def export_id(self):
+        "The id of the world's export (the folder of its staged deliveries and Parquet files)."
+        return aws_export(self.cfg()).id
+
+    @property
+    def export_staging(self):
+        "{staging_dir}/{export_id}/ of the world's export."
+        return staging_of(self.cfg())
+
+    def pq(self, period=None):
+        "The world's export's Parquet folder, or the file of one period in it."
+        return parquet_of(self.cfg(), period)
+
+    def pq_key(self, period):
+        "The key of a period's file in a Parquet snapshot: `{export_id}/{period}_aws_billing.parquet`."
+        return self.pq(period).relative_to(self.parquet).as_posix()
+
+    def other(self, export, prefix, cur):
+        "The same world seen through another export's settings."
+        return replace(self, export=export, prefix=prefix, cur=cur, env_extra=dict(self.env_extra))
+
     def env(self, bq=True, **extra):
-        e = clean_env(FINOPS__AWS__BUCKET=f"file://{self.bucket}", FINOPS__AWS__PREFIX=self.prefix,
+        e = clean_env(FINOPS__AWS__BUCKET=self.source, FINOPS__AWS__PREFIX=self.prefix,
                       FINOPS__AWS__EXPORT_NAME=self.export, FINOPS__AWS__CUR_VERSION=self.cur,
                       FINOPS__STAGING_DIR=self.staging, FINOPS__PARQUET_DIR=self.parquet,
                       FINOPS__DATABASE__DUCKDB__DATABASE_PATH=self.db)
+        if self.s3:
+            e["AWS_ENDPOINT_URL"] = self.s3_url
         if bq and self.dataset:
             e.update(FINOPS__DATABASE__BIGQUERY__PROJECT_ID=self.project, FINOPS__DATABASE__BIGQUERY__API_ENDPOINT=self.bq_url,
                      FINOPS__DATABASE__BIGQUERY__DATASET_ID=self.dataset, FINOPS__DATABASE__BIGQUERY__TIMEOUT="60")
@@ -226,11 +326,11 @@ class World:
         return e
 
     def cfg(self, **kw):
-        over = {}
+        over = {"aws.endpoint_url": self.s3_url} if self.s3 else {}
         if self.dataset:
-            over = {"database.bigquery.project_id": self.project, "database.bigquery.api_endpoint": self.bq_url,
-                    "database.bigquery.dataset_id": self.dataset}
-        return _cfg(self.root, self.export, self.prefix, self.cur, **{**over, **kw})
+            over.update({"database.bigquery.project_id": self.project, "database.bigquery.api_endpoint": self.bq_url,
+                         "database.bigquery.dataset_id": self.dataset})
+        return _cfg(self.root, self.export, self.prefix, self.cur, source=self.source, **{**over, **kw})
 
     def run(self, *args, bq=True, timeout=120, **extra):
         return finops(self.env(bq, **extra), *args, cwd=self.root, timeout=timeout)
@@ -245,20 +345,31 @@ class World:
         self.dataset = "faults_" + uuid.uuid4().hex[:10]
         client.create_dataset(f"{self.project}.{self.dataset}", timeout=30)
         client.query(f"CREATE TABLE `{self.project}.{self.dataset}.aws_billing_data` "
-                     "PARTITION BY TIMESTAMP_TRUNC(bill_billing_period_start_date, MONTH) CLUSTER BY line_item_usage_start_date "
+                     "PARTITION BY TIMESTAMP_TRUNC(bill_billing_period_start_date, MONTH) CLUSTER BY export_id, line_item_usage_start_date "
                      f"AS SELECT * FROM `{self.project}.{source}.aws_billing_data`", job_retry=None).result(timeout=60)
         return self
 
 
 @pytest.fixture
-def world(base, tmp_path):
-    _copy_world(base, tmp_path)
-    return World(tmp_path)
+def world(base, mirror, tmp_path):
+    "A copy of the base, read from the local mirror."
+    return _world_from(base, tmp_path, mirror)
 
 
 @pytest.fixture
 def bq_world(world, bq_client, bq_server, base_dataset):
     return world.clone_dataset(bq_client, bq_server, base_dataset)
+
+
+@pytest.fixture
+def s3_base_world(s3_base, s3_server, tmp_path):
+    "A copy of the S3 base, read from the S3 server (upload the world's bucket folder to it after changing it)."
+    return _world_from(s3_base, tmp_path, s3=True, s3_url=s3_server.url)
+
+
+@pytest.fixture
+def bq_s3_world(s3_base_world, bq_client, bq_server, s3_base_dataset):
+    return s3_base_world.clone_dataset(bq_client, bq_server, s3_base_dataset)
 
 
 # ======================================================================================
@@ -279,26 +390,33 @@ def assert_clear_error(r, code, *must, one_line=True):
 
 
 def assert_staging_kept(w, before, after, allow_partial=False):
-    """Each period staged before still has a complete delivery: the same one byte for byte, or a
-    complete copy of the bucket's current delivery (never a mix, never a partial file)."""
-    for period in sorted({k.split("/")[0] for k in before if k.endswith(MARKER)}):
-        (exe,) = {k.split("/")[1] for k in before if k.startswith(period + "/") and k.endswith(MARKER)}
-        prefix = f"{period}/{exe}/"
+    """Each period of each export staged before still has a complete delivery: the same one byte for
+    byte, or a complete copy of the bucket's current delivery (never a mix, never a partial file).
+    Staging keys are `{export_id}/{period}/{delivery_id}/{file}`."""
+    assert any(k.endswith(MARKER) for k in before), f"nothing was staged before: nothing to compare ({before})"
+    assert not [k for k in before if k.endswith(MARKER) and k.count("/") != 3], before  # the layout this reads
+    for export, period in sorted({tuple(k.split("/")[:2]) for k in before if k.endswith(MARKER)}):
+        (dlv,) = {k.split("/")[2] for k in before if k.startswith(f"{export}/{period}/") and k.endswith(MARKER)}
+        prefix = f"{export}/{period}/{dlv}/"
         if prefix + MARKER in after:
             assert {k: v for k, v in after.items() if k.startswith(prefix)} == \
                    {k: v for k, v in before.items() if k.startswith(prefix)}, f"staged delivery {prefix} changed"
         else:
-            markers = [k for k in after if k.startswith(period + "/") and k.endswith(MARKER)]
-            assert len(markers) == 1, f"{period}: no complete staged delivery left ({markers})"
+            markers = [k for k in after if k.startswith(f"{export}/{period}/") and k.endswith(MARKER)]
+            assert len(markers) == 1, f"{export} {period}: no complete staged delivery left ({markers})"
             m = json.loads((w.staging / markers[0]).read_text())
+            assert (m["export"]["id"], m["period"]) == (export, period) and markers[0].split("/")[2] == m["delivery_id"], m
+            assert m["files"], m
             for f in m["files"]:
-                assert after[f"{period}/{m['execution_id']}/{f['path']}"] == md5(w.bucket / f["key"]), f
+                assert after[f"{export}/{period}/{m['delivery_id']}/{f['path']}"] == md5(w.bucket / f["key"]), f
     if not allow_partial:
         assert not [k for k in after if k.endswith(".part") or ".part." in k or k.endswith(".tmp")], after
 
 
 def assert_kept(w, before, after, staging="kept"):
     "DuckDB, Parquet and BigQuery exactly as before; staging as `assert_staging_kept` (or 'equal')."
+    assert before["duckdb"]["periods"] and before["duckdb"]["log"] and before["parquet"], "no good data before: nothing to compare"
+    assert before["bigquery"] is None or before["bigquery"]["periods"], "no good data in BigQuery before: nothing to compare"
     for dest in ("duckdb", "parquet", "bigquery"):
         assert after[dest] == before[dest], f"{dest} changed:\n{changes(before[dest], after[dest])}"
     if staging == "equal":
@@ -323,9 +441,10 @@ def changes(before, after) -> str:
 
 
 def totals(w, period, dests=("staging", "duckdb", "parquet", "bigquery")):
-    "{destination: (rows, exact unblended total)} of one period, from reconcile (staging read from the files)."
-    rec = reconcile(w.cfg(), period, period)
-    got = {d: (n, t[UNBLENDED]) for p, d, n, t in rec.rows if p == period}
+    "{destination: (rows, exact unblended total)} of one period of the world's export, from reconcile (staging read from the files)."
+    rec = reconcile(w.cfg(), start_date=period, end_date=period)
+    assert len({(e, p, d) for e, p, d, _, _ in rec.rows}) == len(rec.rows), rec.rows
+    got = {d: (n, t[UNBLENDED]) for e, p, d, n, t in rec.rows if (e, p) == (w.export_id, period)}
     return {d: got.get(d) for d in dests}
 
 
@@ -430,7 +549,7 @@ def test_bad_data_file(case, bq_world):
     for k in ("duckdb", "bigquery"):
         assert after[k]["periods"]["2023-11"] == before[k]["periods"]["2023-11"]
         assert after[k]["periods"]["2023-12"][1] == (d.assembly_id,)
-    assert after["parquet"]["2023-11_aws_billing.parquet"] == before["parquet"]["2023-11_aws_billing.parquet"]
+    assert after["parquet"][w.pq_key("2023-11")] == before["parquet"][w.pq_key("2023-11")]
 
 
 def test_header_only_period_loads_as_zero_rows(bq_world):
@@ -442,12 +561,15 @@ def test_header_only_period_loads_as_zero_rows(bq_world):
     assert r.returncode == 0, r
     after = w.snap()
     assert after["duckdb"]["periods"] == before["duckdb"]["periods"]  # no row, and nothing else touched
-    (log,) = [l for l in after["duckdb"]["log"] if l[0] == "2024-02"]
-    assert (log[1], log[4]) == (d.assembly_id, "0")
-    assert after["parquet"]["2024-02_aws_billing.parquet"][1:] == (0, {
-        "finops_billing_period": "2024-02", "finops_execution_id": d.assembly_id, "finops_rows": "0",
-        "finops_line_item_unblended_cost": "", "finops_line_item_net_unblended_cost": "", "finops_line_item_blended_cost": ""})
-    assert {k: v for k, v in after["parquet"].items() if not k.startswith("2024-02")} == before["parquet"]
+    (log,) = [l for l in after["duckdb"]["log"] if l["billing_period"] == "2024-02"]
+    assert (log["export_id"], log["delivery_id"], log["rows"]) == (w.export_id, d.assembly_id, "0"), log
+    assert after["duckdb"]["log"][:-1] == before["duckdb"]["log"]  # one new entry, the rest untouched
+    rows, kv = after["parquet"][w.pq_key("2024-02")][1:]
+    assert rows == 0 and json.loads(kv.pop("finops_totals")) == {c: None for c in (UNBLENDED, "line_item_net_unblended_cost",
+                                                                                     "line_item_blended_cost")}, kv
+    assert kv == {"finops_export_id": w.export_id, "finops_billing_period": "2024-02", "finops_delivery_id": d.assembly_id,
+                  "finops_rows": "0"}
+    assert {k: v for k, v in after["parquet"].items() if k != w.pq_key("2024-02")} == before["parquet"]
     assert after["bigquery"]["periods"] == before["bigquery"]["periods"]
     again = w.run("aws", "run-pipeline")  # on record: the next run has nothing to do, in any destination
     (line,) = [l for l in again.stdout.splitlines() if l.startswith("2024-02")]
@@ -467,7 +589,7 @@ def test_one_mb_field_loads_exactly(bq_world):
     assert con.execute("SELECT length(resource_tags_user_blob), md5(resource_tags_user_blob) FROM aws_billing_data "
                        "WHERE length(resource_tags_user_blob) > 100").fetchall() == [want]
     con.close()
-    vals = pq.read_table(w.parquet / "2023-12_aws_billing.parquet", columns=["resource_tags_user_blob"]).column(0).to_pylist()
+    vals = pq.read_table(w.pq("2023-12"), columns=["resource_tags_user_blob"]).column(0).to_pylist()
     assert [(len(v), hashlib.md5(v.encode()).hexdigest()) for v in vals if len(v) > 100] == [want]
     got = list(w.client.query(f"SELECT LENGTH(resource_tags_user_blob) AS n, TO_HEX(MD5(resource_tags_user_blob)) AS h "
                               f"FROM `{w.project}.{w.dataset}.aws_billing_data` WHERE LENGTH(resource_tags_user_blob) > 100",
@@ -516,13 +638,13 @@ MANIFESTS = {
 
 
 @pytest.mark.parametrize("case", MANIFEST_CASES)
-def test_bad_manifest(case, bq_world, request):
-    w = bq_world
+def test_bad_manifest(case, request):
+    on_s3 = case == "manifest_key_missing_in_s3"  # this one on the S3 server: HEAD of the listed key answers 404
+    w = request.getfixturevalue("bq_s3_world" if on_s3 else "bq_world")
     inject, expect = MANIFESTS[case]
     key = inject(w)
-    if case == "manifest_key_missing_in_s3":  # this one on the S3 server: HEAD of the listed key answers 404
+    if on_s3:
         cf.upload_tree(request.getfixturevalue("s3"), BUCKET, w.bucket)
-        w.env_extra = {"FINOPS__AWS__BUCKET": BUCKET, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_server").url}
         expect = (f"s3://{BUCKET}/cur/demo-cur/20231201-20240101/dec-2/demo-cur-00003.csv.gz", "not found")
     before = w.snap()
     r = w.run("aws", "run-pipeline")
@@ -536,7 +658,7 @@ def test_bad_manifest(case, bq_world, request):
 # ======================================================================================
 HOSTILE = ['lineItem/Evil"; DROP TABLE aws_billing_data; --', "resourceTags/user:with space", "resourceTags/user:semi;colon",
            "resourceTags/user:ünïcødé", "resourceTags/user:日本語", "resourceTags/user:'quote'", "resourceTags/user:back`tick",
-           "execution_id", 'costCategory/Team "A"']
+           "delivery_id", 'costCategory/Team "A"', "export_id", "billing_period"]  # the three reserved names: the loader's own columns
 
 
 def _columns_holding(w, period, values):
@@ -544,11 +666,11 @@ def _columns_holding(w, period, values):
     out = {}
     con = duckdb.connect(str(w.db), read_only=True)
     cols = [r[0] for r in con.execute("DESCRIBE aws_billing_data").fetchall()]
-    pqt = pq.read_table(w.parquet / f"{period}_aws_billing.parquet")
+    pqt = pq.read_table(w.pq(period))
     bq_cols = [f.name for f in w.client.get_table(f"{w.project}.{w.dataset}.aws_billing_data").schema]
     for v in values:
         duck = [c for c in cols if con.execute(f'SELECT list(DISTINCT "{c}"::VARCHAR) FROM aws_billing_data '
-                                               f"WHERE billing_period = ? AND \"{c}\" IS NOT NULL", [period]).fetchall()[0][0] == [v]]
+                                               f"WHERE export_id = ? AND billing_period = ? AND \"{c}\" IS NOT NULL", [w.export_id, period]).fetchall()[0][0] == [v]]
         par = [c for c in pqt.column_names if str(pqt.column(c).type) == "string" and set(pqt.column(c).drop_null().to_pylist()) == {v}]
         out[v] = (duck, par)
     con.close()
@@ -557,7 +679,7 @@ def _columns_holding(w, period, values):
         assert set(duck) <= set(bq_cols), (v, duck)
     cols = sorted({c for duck, _ in out.values() for c in duck})
     (row,) = w.client.query(f"SELECT {', '.join(f'ARRAY_AGG(DISTINCT {c} IGNORE NULLS) AS {c}' for c in cols)} "
-                            f"FROM `{w.project}.{w.dataset}.aws_billing_data` WHERE billing_period = '{period}'",
+                            f"FROM `{w.project}.{w.dataset}.aws_billing_data` WHERE export_id = '{w.export_id}' AND billing_period = '{period}'",
                             job_retry=None).result(timeout=60)
     for v, (duck, _) in out.items():
         assert all(list(row[c]) == [v] for c in duck), (v, dict(row))
@@ -578,7 +700,7 @@ def test_hostile_column_names(bq_world):
     after = w.snap()
     assert after["duckdb"]["periods"]["2023-11"] == before["duckdb"]["periods"]["2023-11"]
     assert after["bigquery"]["periods"]["2023-11"] == before["bigquery"]["periods"]["2023-11"]
-    assert after["parquet"]["2023-11_aws_billing.parquet"] == before["parquet"]["2023-11_aws_billing.parquet"]
+    assert after["parquet"][w.pq_key("2023-11")] == before["parquet"][w.pq_key("2023-11")]
 
 
 def test_tag_collision(bq_world):
@@ -640,11 +762,11 @@ def test_type_change_between_months(bq_world):
 # S3 server errors and throttling: a fault-injecting proxy between finops and the moto server
 # ======================================================================================
 @pytest.fixture
-def s3_world(world, s3, s3_server):
-    "The base's bucket on the moto server, with a good re-delivery of 2023-12 (dec-2, 40 rows in 2 files)."
+def s3_world(s3_base_world, s3, s3_server):
+    "The S3 base's bucket on the moto server, with a good re-delivery of 2023-12 (dec-2, 40 rows in 2 files)."
+    world = s3_base_world
     d = cf.build_v1_csv(world.bucket, period="2023-12", assembly_id="dec-2", files=2, rows=40)
     cf.upload_tree(s3, BUCKET, world.bucket)
-    world.env_extra = {"FINOPS__AWS__BUCKET": BUCKET}
     with FaultProxy(s3_server.url) as proxy:
         world.env_extra["AWS_ENDPOINT_URL"] = proxy.url
         yield world, proxy, d
@@ -679,7 +801,7 @@ S3_PERMANENT = ["s3_permanent_list_extract", "s3_permanent_download_extract", "s
 
 
 @pytest.fixture(scope="module")
-def s3_permanent(base, s3_server, tmp_path_factory):
+def s3_permanent(s3_base, s3_server, tmp_path_factory):
     """The three permanent-failure runs, started together (each spends ~7 s in botocore's retries):
     {case: (world, re-delivery, snapshot before, result, seconds, snapshot after)}. Every request
     answers 500 InternalError (listing included), or only the GETs of the re-delivery's data files."""
@@ -688,8 +810,7 @@ def s3_permanent(base, s3_server, tmp_path_factory):
     client = boto3.client("s3", endpoint_url=s3_server.url, **servers.aws_client_kwargs())
     worlds = {}
     for case in S3_PERMANENT:
-        w = World(tmp_path_factory.mktemp(case))
-        _copy_world(base, w.root)
+        w = _world_from(s3_base, tmp_path_factory.mktemp(case), s3=True, s3_url=s3_server.url)
         d = cf.build_v1_csv(w.bucket, period="2023-12", assembly_id="dec-2", files=2, rows=40)
         worlds[case] = (w, d)
     cf.upload_tree(client, BUCKET, worlds[S3_PERMANENT[0]][0].bucket)  # the same bytes in every world
@@ -701,7 +822,7 @@ def s3_permanent(base, s3_server, tmp_path_factory):
         procs = {}
         for case, (w, d) in worlds.items():
             proxy = data_down if "download" in case else down
-            env = w.env(bq=False, FINOPS__AWS__BUCKET=BUCKET, AWS_ENDPOINT_URL=proxy.url)
+            env = w.env(bq=False, AWS_ENDPOINT_URL=proxy.url)
             before = w.snap()
             cmd = ("aws", "run-pipeline" if "pipeline" in case else "extract-billing")
             procs[case] = (before, time.time(), subprocess.Popen([FINOPS, *cmd], env=env, cwd=w.root, text=True,
@@ -731,9 +852,9 @@ def _noise(i, row):
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/") for _ in range(600))
 
 
-def test_kill_during_download(s3, s3_server, bq_world):
+def test_kill_during_download(s3, s3_server, bq_s3_world):
     "kill_download: SIGKILL while a data file is half downloaded (the proxy stalls its body); staged deliveries intact."
-    w = bq_world
+    w = bq_s3_world
     d = cf.build_v1_csv(w.bucket, period="2023-12", assembly_id="dec-big", files=1, extra_columns={"resourceTags/user:Noise": _noise})
     size = (w.bucket / d.data_keys[0]).stat().st_size
     assert size > 600_000
@@ -741,9 +862,9 @@ def test_kill_during_download(s3, s3_server, bq_world):
     before = w.snap()
     with FaultProxy(s3_server.url) as proxy:
         proxy.add(action="stall", after_bytes=300_000, match=_data_get(d), times=1)
-        env = w.env(AWS_ENDPOINT_URL=proxy.url, FINOPS__AWS__BUCKET=BUCKET)
+        env = w.env(AWS_ENDPOINT_URL=proxy.url)
         proc = start_finops(env, "aws", "run-pipeline", cwd=w.root)
-        folder = w.staging / "2023-12" / d.assembly_id
+        folder = w.export_staging / "2023-12" / d.assembly_id
         partial = lambda: [p for p in folder.glob(".*") if p.is_file() and p.stat().st_size > 0] if folder.is_dir() else []
         wait_for(lambda: proxy.stalled.is_set() and partial(), 30, "a partly downloaded file", proc)
         proc.send_signal(signal.SIGKILL)
@@ -752,7 +873,8 @@ def test_kill_during_download(s3, s3_server, bq_world):
         after = w.snap()
         assert partial(), "the kill came too late: no partial file"
         assert not (folder / MARKER).exists() and not (folder / Path(d.data_keys[0]).name).exists()
-        assert StagingState(w.staging).loaded() == {"2023-11": "nov-1", "2023-12": "dec-1", "2024-01": "jan-1"}
+        assert staged(w.cfg()) == {"2023-11": "nov-1", "2023-12": "dec-1"}
+        assert staged(w.other("demo-cur2", "cur2", "v2").cfg()) == {"2024-01": "jan-1"}
         assert_staging_kept(w, before["staging"], after["staging"], allow_partial=True)
         for k in ("duckdb", "parquet", "bigquery"):
             assert after[k] == before[k], k
@@ -763,11 +885,10 @@ def test_kill_during_download(s3, s3_server, bq_world):
     assert not [p for p in w.staging.rglob("*") if ".part" in p.name], "the killed run's partial file is still there"
 
 
-def test_kill_during_duckdb_load(wbase, tmp_path):
+def test_kill_during_duckdb_load(wbase, mirror, tmp_path):
     "kill_duckdb_load: SIGKILL inside the load transaction of a 124,340-row re-delivery; the old delivery stays."
     src, old, (rows, total) = wbase
-    _copy_world(src, tmp_path)
-    w = World(tmp_path, export="workshop")
+    w = _world_from(src, tmp_path, mirror, export="workshop")
     before = w.snap()
     assert before["duckdb"] == old
     size0 = w.db.stat().st_size
@@ -783,14 +904,13 @@ def test_kill_during_duckdb_load(wbase, tmp_path):
     assert totals(w, "2018-10", ("staging", "duckdb", "parquet")) == {d: (rows, total) for d in ("staging", "duckdb", "parquet")}
 
 
-def test_kill_during_parquet_write(wloaded, tmp_path):
+def test_kill_during_parquet_write(wloaded, mirror, tmp_path):
     "kill_parquet_write: SIGKILL while the re-delivered period is written; the previous file stays, byte for byte."
     src, (rows, total) = wloaded
-    _copy_world(src, tmp_path)
-    w = World(tmp_path, export="workshop")
+    w = _world_from(src, tmp_path, mirror, export="workshop")
     before = w.snap()
     proc = start_finops(w.env(), "aws", "run-pipeline", cwd=w.root)
-    tmp = lambda: [p for p in w.parquet.glob(".*.tmp") if p.stat().st_size > 0]
+    tmp = lambda: [p for p in w.pq().glob(".*.tmp") if p.stat().st_size > 0]
     wait_for(tmp, 60, "a temporary Parquet file being written", proc, step=0.001)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
@@ -800,7 +920,7 @@ def test_kill_during_parquet_write(wloaded, tmp_path):
     r = w.run("aws", "run-pipeline")
     assert r.returncode == 0 and "re-exported (stale" in r.stdout, r
     assert totals(w, "2018-10", ("staging", "duckdb", "parquet")) == {d: (rows, total) for d in ("staging", "duckdb", "parquet")}
-    assert not list(w.parquet.glob(".*.tmp")), "the killed run's temporary file is still there"
+    assert w.pq().is_dir() and not list(w.parquet.rglob(".*.tmp")), "the killed run's temporary file is still there"
 
 
 @pytest.mark.parametrize("case", ["kill_bigquery_upload", "kill_bigquery_commit"])
@@ -865,28 +985,28 @@ def test_bigquery_down(case, bq_world):
 # ======================================================================================
 # Two runs at once
 # ======================================================================================
-def test_two_pipelines_at_once(s3, s3_server, world):
+def test_two_pipelines_at_once(s3, s3_server, s3_base_world):
     """lock_two_pipelines: while one run-pipeline holds the staging folder (its download stalled), a
     second run-pipeline and an extract-billing refuse at once, naming the lock (exit 75); the first
     then finishes alone and the load log holds exactly one load of the new delivery."""
-    w = world
+    w = s3_base_world
     d = cf.build_v1_csv(w.bucket, period="2023-12", assembly_id="dec-big", files=1, extra_columns={"resourceTags/user:Noise": _noise})
     cf.upload_tree(s3, BUCKET, w.bucket)
     with FaultProxy(s3_server.url) as proxy:
         proxy.add(action="stall", after_bytes=300_000, match=_data_get(d), times=1)
-        env = w.env(AWS_ENDPOINT_URL=proxy.url, FINOPS__AWS__BUCKET=BUCKET)
+        env = w.env(AWS_ENDPOINT_URL=proxy.url)
         first = start_finops(env, "aws", "run-pipeline", cwd=w.root, log=w.root / "first.log")
         wait_for(proxy.stalled.is_set, 30, "the first run to be downloading", first)
         mid = w.snap()
         for args in (("aws", "run-pipeline"), ("aws", "extract-billing")):
             r = finops(env, *args, cwd=w.root)
-            assert_clear_error(r, 75, "in use by another finops run", f"pid {first.pid}", str(w.staging / ".finops.lock"))
+            assert_clear_error(r, 75, "in use by another finops run", f"pid {first.pid}", str(w.export_staging / ".finops.lock"))
         assert w.snap()["duckdb"] == mid["duckdb"] and w.snap()["parquet"] == mid["parquet"]
         proxy.release.set()
         assert first.wait(60) == 0, (w.root / "first.log").read_text()
     assert totals(w, "2023-12", ("staging", "duckdb", "parquet")) == {x: (1281, d.unblended_cost_sum) for x in ("staging", "duckdb", "parquet")}
-    log = [l for l in w.snap()["duckdb"]["log"] if l[0] == "2023-12"]
-    assert [l[1] for l in log] == ["dec-1", "dec-big"]
+    log = [l for l in w.snap()["duckdb"]["log"] if l["billing_period"] == "2023-12"]
+    assert [(l["export_id"], l["delivery_id"]) for l in log] == [(w.export_id, "dec-1"), (w.export_id, "dec-big")]
 
 
 def _main_in_process(args, capsys):
@@ -899,13 +1019,12 @@ def _main_in_process(args, capsys):
     return Result(list(args), code, out.out, out.err, time.time() - t0)
 
 
-def test_second_writer_refused_during_duckdb_load(wbase, tmp_path, monkeypatch, capsys):
+def test_second_writer_refused_during_duckdb_load(wbase, mirror, tmp_path, monkeypatch, capsys):
     """lock_duckdb_load: while a load-billing-local process is inside its transaction, a second
     load-billing-local and an export-parquet (run from this test's process) refuse at once (exit 75,
     the database named); the first finishes alone."""
     src, old, (rows, total) = wbase
-    _copy_world(src, tmp_path)
-    w = World(tmp_path, export="workshop")
+    w = _world_from(src, tmp_path, mirror, export="workshop")
     for k, v in w.env().items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(w.root)
@@ -919,7 +1038,7 @@ def test_second_writer_refused_during_duckdb_load(wbase, tmp_path, monkeypatch, 
         assert_clear_error(r, 75, ("in use by another", "is in use"), ("finops.duckdb",))
     after = w.snap()
     assert after["duckdb"]["periods"]["2018-10"][:2] == (rows, ("restated",))
-    assert [l[1] for l in after["duckdb"]["log"]] == [old["log"][0][1], "restated"]
+    assert [l["delivery_id"] for l in after["duckdb"]["log"]] == [old["log"][0]["delivery_id"], "restated"]
 
 
 # ======================================================================================
@@ -936,18 +1055,18 @@ def _leaks(text):
     return [s for s in (SECRET_FILE, SECRET_ENV, KEY_ID) if s in text]
 
 
-def test_secrets_never_in_cli_outputs(s3, s3_server, world):
+def test_secrets_never_in_cli_outputs(s3, s3_server, s3_base_world):
     """secrets_cli_outputs: keys in config.toml and the secret in FINOPS__AWS__AWS_SECRET_ACCESS_KEY:
     no output line of any command (successful, failing, --debug tracebacks, S3 errors that echo
     the key id as AWS does) and no file finops writes holds them."""
-    w = world
+    w = s3_base_world
     cfg = _secret_config(w)
     cf.build_v1_csv(w.bucket, period="2023-12", assembly_id="dec-2", files=2, rows=40)
     cf.upload_tree(s3, BUCKET, w.bucket)
     outputs = []
     with FaultProxy(s3_server.url) as proxy:
         env = {**w.env(), "FINOPS__AWS__AWS_SECRET_ACCESS_KEY": SECRET_ENV}
-        del env["FINOPS__AWS__BUCKET"]
+        del env["FINOPS__AWS__BUCKET"], env["AWS_ENDPOINT_URL"]  # config.toml's bucket: the local folder
         s3env = {**env, "FINOPS__AWS__BUCKET": BUCKET, "AWS_ENDPOINT_URL": proxy.url}
         runs = [(env, ("config",)), (env, ("--debug", "config")), (env, ("aws", "discover-manifests")),
                 (s3env, ("aws", "run-pipeline")), (s3env, ("--debug", "aws", "run-pipeline"))]
@@ -1041,7 +1160,7 @@ def test_config_error_cli(kind, world):
     r = finops(env, "--config", str(path), "aws", "run-pipeline", cwd=w.root)
     assert_clear_error(r, 2, str(path), *expect)
     if kind == "bad_date":  # the same value as a flag and from the environment
-        assert_clear_error(w.run("aws", "run-pipeline", "--start-date", "2024-13"), 2, "start_date", "'2024-13'", "YYYY-MM")
+        assert_clear_error(w.run("aws", "run-pipeline", "--start-date", "2024-13"), 2, "--start-date", "'2024-13'", "YYYY-MM")
         assert_clear_error(w.run("aws", "run-pipeline", FINOPS__END_DATE="Nov-2023"), 2, "FINOPS__END_DATE", "YYYY-MM")
     assert_kept(w, before, w.snap(), staging="equal")
 
