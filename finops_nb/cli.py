@@ -139,13 +139,19 @@ def cmd_export(args):
                    f"nothing to export: every file in {cfg['parquet_dir']} is up to date",
                    f"nothing loaded in {cfg['database.duckdb.database_path']}: run `finops aws load-billing-local` first")
 
-@command("aws", "load-billing-remote", "replace each export's period in BigQuery from its Parquet file, in one transaction",
-         lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"), _overwrite_flag(p, "periods")))
+def _remote_flags(p):
+    _source_flags(p); _window_flags(p)
+    add_setting(p, "--output-dir", "parquet_dir", "PATH"); _overwrite_flag(p, "periods")
+    p.add_argument("--destination", choices=("bigquery", "clickhouse"), help="load this remote only (default: every configured one)")
+
+@command("aws", "load-billing-remote", "replace each export's period in BigQuery and/or ClickHouse from its Parquet file, checked before the swap",
+         _remote_flags)
 def cmd_load_remote(args):
     from finops_nb.bigquery import load_billing_remote
     cfg = config_from(args)
-    return _report(load_billing_remote(cfg, overwrite=args.overwrite), ("export_id", "period", "delivery_id", "action", "rows", "cost", "seconds"),
-                   "nothing to load: BigQuery holds every exported period",
+    return _report(load_billing_remote(cfg, overwrite=args.overwrite, destination=args.destination),
+                   ("destination", "export_id", "period", "delivery_id", "action", "rows", "cost", "seconds"),
+                   "nothing to load: every remote holds every exported period",
                    f"no Parquet file in {cfg['parquet_dir']}: run `finops aws export-parquet` first")
 
 # %% ../nbs/90_cli.ipynb #878cf8c2

@@ -16,7 +16,7 @@ from .core import ConfigError, check_window, mask_secret, parse_period
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
     name: str
-    kind: str = "str"   # str | path | int | choice | period | url | size
+    kind: str = "str"   # str | path | int | choice | period | url | dsn | size
     default: object = None
     help: str = ""
     secret: bool = False
@@ -43,6 +43,14 @@ KEYS = (
     Key("database.bigquery.credentials_path", "path", None, "service-account JSON file (empty: Application Default Credentials)"),
     Key("database.bigquery.api_endpoint", "url", None, "BigQuery API endpoint, for emulators (empty: Google's)"),
     Key("database.bigquery.timeout", "int", 120, "seconds one BigQuery call may take, retries included"),
+    Key("database.clickhouse.url", "dsn", None, "ClickHouse: http(s)://host:8123 of a server or cluster, or chdb:///path for the embedded engine (empty: ClickHouse is off)"),
+    Key("database.clickhouse.database", "str", "finops", "ClickHouse database"),
+    Key("database.clickhouse.table_id", "str", "aws_billing_data", "ClickHouse table"),
+    Key("database.clickhouse.username", "str", None, "ClickHouse user (empty: the server's default user)"),
+    Key("database.clickhouse.password", "str", None, "ClickHouse password (empty: none)", secret=True),
+    Key("database.clickhouse.cluster", "str", None, "cluster for ON CLUSTER DDL on a distributed setup (empty: one server)"),
+    Key("database.clickhouse.settings", "str", "", "ClickHouse settings for every statement: name=value pairs separated by commas"),
+    Key("database.clickhouse.batch_rows", "int", 65536, "rows per Arrow batch inserted into ClickHouse (bounds memory)"),
     Key("aws.bucket", "str", None, "S3 bucket holding the export, or file:///path for a local mirror of it"),
     Key("aws.prefix", "str", "", "S3 path prefix given when the export was created (may be empty)"),
     Key("aws.export_name", "str", None, "report name (CUR v1) or export name (CUR 2.0)"),
@@ -77,6 +85,8 @@ def check_value(key: Key, # the setting
         return parse_period(value, where)  # one wording for a bad period, wherever it was given
     if key.kind == "url" and not re.match(r"^https?://[^/\s]+", value):
         bad("use a URL such as http://127.0.0.1:9000")
+    if key.kind == "dsn" and not re.match(r"^(https?://[^/\s]+|chdb://\S+)", value):
+        bad("use http(s)://host:8123 for a ClickHouse server or chdb:///path for the embedded engine")
     if key.kind == "size" and not _SIZE.match(value): bad("use a size such as \"2GB\" or \"512MiB\"")
     return value
 
@@ -140,6 +150,8 @@ class Config:
     def __repr__(self): return self.show()
     @property
     def bigquery_enabled(self) -> bool: return bool(self.get("database.bigquery.project_id"))
+    @property
+    def clickhouse_enabled(self) -> bool: return bool(self.get("database.clickhouse.url"))
     def window(self, start_date=None, end_date=None) -> tuple:
         "The inclusive window of periods: the arguments where given, else the config's `start_date`/`end_date`; validated."
         return check_window(start_date or self.get("start_date"), end_date or self.get("end_date"),
@@ -176,6 +188,8 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
             if k.kind == "path" and v is not None and not Path(v).expanduser().is_absolute(): v = str(base / v)
             if k.name == "aws.bucket" and v and v.startswith("file://") and not v[7:].startswith("/"):
                 v = "file://" + str(base / v[7:])  # a local mirror named relative to the config file
+            if k.kind == "dsn" and v and v.startswith("chdb://") and not v[7:].startswith("/"):
+                v = "chdb://" + str(base / v[7:])  # an embedded ClickHouse folder named relative to the config file
         else:
             v, src = k.default, "default"
         if k.kind == "path" and v is not None: v = str(Path(v).expanduser())

@@ -89,7 +89,7 @@ def status(delivery, # a `Delivery` offered to a destination
     have = held.get(delivery.period)
     return "new" if have is None else "up to date" if have == delivery.delivery_id else "changed delivery"
 
-# %% ../nbs/02_delivery.ipynb #e04f3114
+# %% ../nbs/02_delivery.ipynb #53eca6d6
 class Destination:
     "What every destination implements; `apply_all` does the rest."
     label = "destination"  # its name in results, reports and reconciliation
@@ -116,6 +116,8 @@ class Destination:
     def lock(self, export: Export):
         "The lock writers of `export` here hold (a context manager)."
         return nullcontext()
+    def close(self):
+        "Let go of connections (a client, an embedded engine's folder) after a step."
     def result(self, delivery: Delivery, action: str, **kw) -> Result:
         return Result(self.step, self.label, delivery.export.id, delivery.period, delivery.delivery_id, action, **kw)
 

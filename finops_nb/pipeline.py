@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from .core import ConfigError, FinopsError, InputError, TransientError
 from .delivery import Result, apply_all, status
 
-# %% ../nbs/50_pipeline.ipynb #b8271da3
+# %% ../nbs/50_pipeline.ipynb #2507cb2b
 STEPS = ("extract", "load_local", "export_parquet", "load_remote")
 
 def config_sources(cfg, store=None) -> list:
@@ -33,9 +33,12 @@ def destinations(cfg, store=None, progress=None) -> list:
     from finops_nb.localdb import DuckDB
     from finops_nb.parquet import Parquet
     out = [Staging(cfg["staging_dir"], store, progress=progress), DuckDB(cfg), Parquet(cfg)]
-    if cfg.get("database.bigquery.project_id"):
+    if cfg.bigquery_enabled:
         from finops_nb.bigquery import BigQuery
         out.append(BigQuery(cfg))
+    if cfg.clickhouse_enabled:
+        from finops_nb.clickhouse import ClickHouse
+        out.append(ClickHouse(cfg))
     return out
 
 # %% ../nbs/50_pipeline.ipynb #e4d740fe
@@ -47,7 +50,7 @@ class PipelineError(FinopsError):
         self.failures = failures
         if failures and all(f.transient for f in failures): self.exit_code, self.transient = TransientError.exit_code, True
 
-# %% ../nbs/50_pipeline.ipynb #c566f93a
+# %% ../nbs/50_pipeline.ipynb #cdc080db
 def _steps(steps) -> tuple:
     s = tuple(x.strip() for x in (steps.split(",") if isinstance(steps, str) else steps or STEPS) if x.strip())
     bad = [x for x in s if x not in STEPS]
@@ -66,7 +69,8 @@ class Pipeline:
         self.cfg, self.steps, self.dry_run, self.progress = cfg, _steps(steps), dry_run, progress
         self.start, self.end = cfg.window(start_date, end_date)
         self.sources = config_sources(cfg, store)
-        self.dests = {d.step: d for d in destinations(cfg, progress=progress)}
+        self.dests = {}  # step -> its destinations, in order (load_remote: BigQuery and ClickHouse when both are set)
+        for d in destinations(cfg, progress=progress): self.dests.setdefault(d.step, []).append(d)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         self.started, self.ended = datetime.now(timezone.utc), None
         self.found, self.results, self.plan_rows, self.seconds, self.discovered = {}, [], [], {}, False
@@ -83,12 +87,12 @@ class Pipeline:
 
 # %% ../nbs/50_pipeline.ipynb #aa3c5598
 @patch
-def _guard(self: Pipeline, step, export, f):
-    "Run `f()`; a `FinopsError` that stops it is recorded as the step's failure."
+def _guard(self: Pipeline, step, export, f, label="source"):
+    "Run `f()`; a `FinopsError` that stops it is recorded as the step's failure (of destination `label`)."
     t0 = time.time()
     try: return f()
     except FinopsError as e:
-        self.results.append(Result(step, self.dests[step].label if step in self.dests else "source", export.id, "*", "", "failed", error=e))
+        self.results.append(Result(step, label, export.id, "*", "", "failed", error=e))
     finally: self.seconds[step] = round(self.seconds.get(step, 0) + time.time() - t0, 2)
 
 # %% ../nbs/50_pipeline.ipynb #8a7facba
@@ -104,49 +108,52 @@ def discover(self: Pipeline) -> dict:
     self.discovered = True
     return self.found
 
-# %% ../nbs/50_pipeline.ipynb #d7c5e56d
+# %% ../nbs/50_pipeline.ipynb #c50d3756
 @patch
 def _step(self: Pipeline, step, inputs) -> list:
     "Run one step for every export: `inputs(export)` gives the deliveries offered; the step's `Result`s (None when not run)."
     if step not in self.steps or self.dry_run or step not in self.dests: return None
-    dest, out = self.dests[step], []
-    for export in self.exports:
-        res = self._guard(step, export, lambda: apply_all(dest, inputs(export), progress=self.progress))
-        out += res or []
+    out = []
+    for dest in self.dests[step]:
+        try:
+            for export in self.exports:
+                out += self._guard(step, export, lambda: apply_all(dest, inputs(export), progress=self.progress), dest.label) or []
+        finally: dest.close()
     self.results += out
     return out
 
-# %% ../nbs/50_pipeline.ipynb #adc292cf
+# %% ../nbs/50_pipeline.ipynb #d6437854
 @patch
 def extract(self: Pipeline):
     "Stage new or changed deliveries of every export, each from its own store."
     if "extract" not in self.steps or self.dry_run: return None
     if not self.discovered: self.discover()
-    dest, out = self.dests["extract"], []
+    dest, out = self.dests["extract"][0], []
     for src in self.sources:
         if src.export.id not in self.found: continue
         dest.store = src.store
-        out += self._guard("extract", src.export, lambda: apply_all(dest, self.found[src.export.id].deliveries, progress=self.progress)) or []
+        out += self._guard("extract", src.export, lambda: apply_all(dest, self.found[src.export.id].deliveries, progress=self.progress),
+                           dest.label) or []
     self.results += out
     return out
 
-# %% ../nbs/50_pipeline.ipynb #f25937ee
+# %% ../nbs/50_pipeline.ipynb #2c780dc2
 @patch
 def load_local(self: Pipeline):
     "Load staged deliveries DuckDB does not hold."
-    return self._step("load_local", lambda e: self.dests["extract"].deliveries(e, self.start, self.end))
+    return self._step("load_local", lambda e: self.dests["extract"][0].deliveries(e, self.start, self.end))
 
-# %% ../nbs/50_pipeline.ipynb #80b8c385
+# %% ../nbs/50_pipeline.ipynb #abfd1526
 @patch
 def export_parquet(self: Pipeline):
     "Export every period DuckDB holds that has no up-to-date Parquet file."
-    return self._step("export_parquet", lambda e: self.dests["load_local"].deliveries(e, self.start, self.end))
+    return self._step("export_parquet", lambda e: self.dests["load_local"][0].deliveries(e, self.start, self.end))
 
-# %% ../nbs/50_pipeline.ipynb #1a0679e5
+# %% ../nbs/50_pipeline.ipynb #27c52be8
 @patch
 def load_remote(self: Pipeline):
-    "Load Parquet files BigQuery does not hold (only when BigQuery is configured)."
-    return self._step("load_remote", lambda e: self.dests["export_parquet"].deliveries(e, self.start, self.end))
+    "Load Parquet files into each remote (BigQuery, ClickHouse: those configured) where it does not hold them."
+    return self._step("load_remote", lambda e: self.dests["export_parquet"][0].deliveries(e, self.start, self.end))
 
 # %% ../nbs/50_pipeline.ipynb #fe0d43da
 @patch
@@ -157,19 +164,23 @@ def would(self: Pipeline) -> list:
     for export in self.exports:
         if export.id not in self.found: continue
         held = {}
-        for step, dest in self.dests.items():
+        for step, dests in self.dests.items():
             if step not in self.steps: continue
-            try: held[step] = dest.held(export)
-            except FinopsError as e: self.results.append(Result(step, dest.label, export.id, "*", "", "failed", error=e))
+            for dest in dests:
+                try: held[dest.label] = dest.held(export)
+                except FinopsError as e: self.results.append(Result(step, dest.label, export.id, "*", "", "failed", error=e))
+                finally: dest.close()
         for d in self.found[export.id].deliveries:
             acts = []
             for step in STEPS:
-                if step not in self.steps: acts.append("-")
-                elif step not in self.dests: acts.append("off")
-                elif step not in held: acts.append("?")
-                else:
-                    s = status(d, held[step])
-                    acts.append("up to date" if s == "up to date" else f"{self.dests[step].verb} ({s})")
+                if step not in self.steps: acts.append("-"); continue
+                if step not in self.dests: acts.append("off"); continue
+                cell = []
+                for dest in self.dests[step]:
+                    s = status(d, held[dest.label]) if dest.label in held else "?"
+                    a = s if s in ("?", "up to date") else f"{dest.verb} ({s})"
+                    cell.append(a if len(self.dests[step]) == 1 else f"{dest.label} {a}")
+                acts.append(", ".join(cell))
             rows.append((export.id, d.period, d.delivery_id, *acts))
     self.plan_rows = rows
     return rows
@@ -237,9 +248,11 @@ def reconcile(cfg, # a `Config`
     for export in config_exports(cfg):
         for dest in destinations(cfg):
             if dest.label == "staging" and not staged: continue
-            for period, (n, tot) in sorted(dest.totals(export, start, end).items()):
-                out.append((export.id, period, dest.label, n, tot))
-    order = {"staging": 0, "duckdb": 1, "parquet": 2, "bigquery": 3}
+            try:
+                for period, (n, tot) in sorted(dest.totals(export, start, end).items()):
+                    out.append((export.id, period, dest.label, n, tot))
+            finally: dest.close()
+    order = {"staging": 0, "duckdb": 1, "parquet": 2, "bigquery": 3, "clickhouse": 4}
     return Reconciliation(sorted(out, key=lambda r: (r[0], r[1], order.get(r[2], 9))))
 
 # %% ../nbs/50_pipeline.ipynb #ed9e199c

@@ -10,19 +10,21 @@ __all__ = ['summary_rows', 'run_text', 'run_html', 'frame', 'reconciliation_tabl
 import html, platform
 from .core import text_table
 
-# %% ../nbs/55_report.ipynb #bdbc2485
+# %% ../nbs/55_report.ipynb #034b51c8
 def summary_rows(run) -> list:
     "[(export id, period, delivery id, action per step…, rows)] of a run's results, newest period first."
     from finops_nb.pipeline import STEPS
     by = {}
     for r in run.results:
         if r.period == "*" or r.step == "discover": continue
-        by.setdefault((r.export_id, r.period), {})[r.step] = r
+        by.setdefault((r.export_id, r.period), {}).setdefault(r.step, []).append(r)
+    def cell(rs):  # a step with two destinations (BigQuery and ClickHouse) names each
+        return rs[0].action if len(rs) == 1 else ", ".join(f"{r.destination} {r.action}" for r in rs)
     rows = []
     for (e, p) in sorted(by, key=lambda k: (k[0], k[1]), reverse=True):
         st = by[(e, p)]
-        did = next((r.delivery_id for r in st.values() if r.delivery_id), "")
-        rows.append((e, p, did, *(st[s].action if s in st else "-" for s in STEPS), max((r.rows for r in st.values()), default=0)))
+        did = next((r.delivery_id for rs in st.values() for r in rs if r.delivery_id), "")
+        rows.append((e, p, did, *(cell(st[s]) if s in st else "-" for s in STEPS), max((r.rows for rs in st.values() for r in rs), default=0)))
     return sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)
 
 # %% ../nbs/55_report.ipynb #eaa92497
