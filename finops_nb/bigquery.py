@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from fastcore.basics import patch
 from .core import ConfigError, FinopsError, InputError, TransientError, exclusive
-from .delivery import Delivery, Destination, Export
+from .delivery import Delivery, Destination, Export, Result
 from .schema import table_spec
 from .localdb import database_lock
 
@@ -50,6 +50,9 @@ def bq_error(e, where) -> FinopsError:
     if isinstance(e, (gx.TooManyRequests, gx.ServiceUnavailable, gx.InternalServerError, gx.BadGateway, gx.GatewayTimeout)):
         return TransientError(f"{where}: BigQuery is unavailable or over quota, try again later: {msg}")
     if isinstance(e, gx.GoogleAPICallError): return InputError(f"{where}: {msg}")
+    if isinstance(e, OSError) and not isinstance(e, (ConnectionError, TimeoutError)):
+        return InputError(f"{where}: {e.strerror or msg}")  # a file that cannot be read: not BigQuery's fault, no retry helps
+    if type(e).__module__.startswith("pyarrow"): return InputError(f"{where}: cannot read the Parquet file: {msg}")
     return TransientError(f"{where}: cannot reach BigQuery: {type(e).__name__}: {msg}")
 
 def _retry(cfg):
@@ -105,7 +108,7 @@ def ensure_table(client, cfg, schema, spec) -> object:
             table.schema = list(table.schema) + new
             table = client.update_table(table, ["schema"], retry=_retry(cfg))
         return table
-    except gx.GoogleAPICallError as e: raise bq_error(e, tid) from None
+    except (gx.GoogleAPIError, gx.RetryError) as e: raise bq_error(e, tid) from None
 
 # %% ../nbs/40_bigquery.ipynb #201853aa
 def _bignum(v) -> str: return "CAST(NULL AS BIGNUMERIC)" if v in (None, "") else f"BIGNUMERIC '{Decimal(v)}'"
@@ -132,11 +135,11 @@ def load_period(client, cfg, d: Delivery) -> tuple:
     "Replace the export's period with the Parquet file of `d`; returns (rows, totals). Raises `FinopsError`."
     from google.cloud import bigquery
     path, tid, spec = Path(d.files[0]), table_id(cfg), table_spec(d.export.provider)
-    schema = bq_schema(path)
-    table = ensure_table(client, cfg, schema, spec)
-    types = {f.name: f.field_type for f in table.schema}
-    stg = f"{tid}__staging_{d.period.replace('-', '')}_{uuid.uuid4().hex[:8]}"
+    stg = f"{tid}__staging_{d.export.id.replace('-', '_')}_{d.period.replace('-', '')}_{uuid.uuid4().hex[:8]}"
     try:
+        schema = bq_schema(path)
+        table = ensure_table(client, cfg, schema, spec)
+        types = {f.name: f.field_type for f in table.schema}
         job_config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET, schema=[
             bigquery.SchemaField(f.name, types.get(f.name, f.field_type), mode="NULLABLE") for f in schema],
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
@@ -200,12 +203,12 @@ def totals(self: BigQuery, export: Export, start_date=None, end_date=None) -> di
     except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
     return {r["billing_period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["billing_period"], start_date, end_date)}
 
-# %% ../nbs/40_bigquery.ipynb #5c869865
-def drop_staging_tables(client, cfg) -> list:
-    "Drop staging tables a killed run left in the dataset (the lock says no finops run is using them); their ids."
+# %% ../nbs/40_bigquery.ipynb #02adea05
+def drop_staging_tables(client, cfg, export: Export) -> list:
+    "Drop the staging tables of `export` a killed run left in the dataset (the lock says no finops run of it is using them); their ids."
     from google.api_core import exceptions as gx
     ds = f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}"
-    prefix = f"{cfg['database.bigquery.table_id']}__staging_"
+    prefix = f"{cfg['database.bigquery.table_id']}__staging_{export.id.replace('-', '_')}_"
     try:
         old = [t.table_id for t in client.list_tables(ds, retry=_retry(cfg)) if t.table_id.startswith(prefix)]
         for t in old: client.delete_table(f"{ds}.{t}", not_found_ok=True, retry=_retry(cfg))
@@ -213,28 +216,42 @@ def drop_staging_tables(client, cfg) -> list:
     except gx.NotFound: return []
     except Exception as e: raise bq_error(e, ds) from None
 
-# %% ../nbs/40_bigquery.ipynb #faba48d7
+# %% ../nbs/40_bigquery.ipynb #4b0b94aa
 @patch
 def begin(self: BigQuery, export: Export):
     "Drop leftover staging tables; migrate a table written before export ids."
-    drop_staging_tables(self.client, self.cfg)
+    drop_staging_tables(self.client, self.cfg, export)
     cols = self._columns()
-    if not cols or "export_id" in cols: return []
+    if "execution_id" not in cols: return []  # not a table of the previous version
     from google.cloud import bigquery
+    from finops_nb.localdb import DuckDB
     tid = table_id(self.cfg)
     try:
-        table = self.client.get_table(tid, retry=_retry(self.cfg))
-        table.schema = list(table.schema) + [bigquery.SchemaField(c, "STRING", mode="NULLABLE") for c in ("export_id", "delivery_id") if c not in cols]
-        self.client.update_table(table, ["schema"], retry=_retry(self.cfg))
+        # decided on the rows, not on the columns: a migration cut short is finished by the next run
+        if "export_id" in cols and not list(self._query(f"SELECT 1 FROM `{tid}` WHERE export_id IS NULL LIMIT 1")): return []
+        old = {(r["billing_period"], r["execution_id"]) for r in self._query(
+            f"SELECT DISTINCT billing_period, execution_id FROM `{tid}`" + (" WHERE export_id IS NULL" if "export_id" in cols else ""))}
+        vouched = {(d.period, d.delivery_id) for d in DuckDB(self.cfg).loads(export)}
+        strangers = sorted(p for p, i in old - vouched)
+        if strangers:
+            raise InputError(f"{tid}: written by finops_nb before export ids, and its deliveries of {', '.join(strangers[:6])} are not "
+                             f"ones DuckDB loaded for export {export.id}, so they cannot be told to be its; drop or rename the table "
+                             "and run the pipeline again: every period is reloaded from the Parquet files")
+        if "export_id" not in cols:
+            table = self.client.get_table(tid, retry=_retry(self.cfg))
+            table.schema = list(table.schema) + [bigquery.SchemaField(c, "STRING", mode="NULLABLE") for c in ("export_id", "delivery_id") if c not in cols]
+            self.client.update_table(table, ["schema"], retry=_retry(self.cfg))
         self._query(f"UPDATE `{tid}` SET export_id = @e, delivery_id = execution_id WHERE export_id IS NULL", [("e", export.id)])
         return [f"migrated {tid}: the rows written before export ids are now export {export.id}'s"]
     except FinopsError: raise
     except Exception as e: raise bq_error(e, tid) from None
 
-# %% ../nbs/40_bigquery.ipynb #fddf05cf
+# %% ../nbs/40_bigquery.ipynb #8136fd96
 @patch
 def apply(self: BigQuery, d: Delivery, status: str):
-    "Load one Parquet file, replacing its export's period."
+    "Load one Parquet file, replacing its export's period (the file as it is now, under the lock)."
+    from finops_nb.parquet import current
+    d = current(d)
     rows, tot = load_period(self.client, self.cfg, d)
     return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot)
 
@@ -246,7 +263,7 @@ def remotes(cfg, # a `Config`
             client=None, # a bigquery.Client (default: from the config)
            ) -> list:
     "The remote destinations to load: the configured ones, or the one named."
-    if destination not in (None, *REMOTES): raise ConfigError(f"--destination: {destination!r} is not a remote; use one of {', '.join(REMOTES)}")
+    if destination not in (None, *REMOTES): raise ConfigError(f"destination: {destination!r} is not a remote; use one of {', '.join(REMOTES)}")
     out = []
     if destination == "bigquery" or (destination is None and cfg.bigquery_enabled): out.append(BigQuery(cfg, client))
     if destination == "clickhouse" or (destination is None and cfg.clickhouse_enabled):
@@ -269,9 +286,11 @@ def load_billing_remote(cfg, # a `Config`
     from finops_nb.pipeline import config_exports
     start_date, end_date = cfg.window(start_date, end_date)
     dests = remotes(cfg, destination, client)
-    files = [d for e in exports or config_exports(cfg) for d in Parquet(cfg).deliveries(e, start_date, end_date)]
+    exports = exports or config_exports(cfg)
+    files = [d for e in exports for d in Parquet(cfg).deliveries(e, start_date, end_date)]
     out = []
-    for dest in dests if files else []:
+    for dest in dests if files else []:  # one remote that cannot start does not keep the others from loading
         try: out += apply_all(dest, files, overwrite=overwrite, progress=progress)
+        except FinopsError as e: out += [Result(dest.step, dest.label, x.id, "*", "", "failed", error=e) for x in exports]
         finally: dest.close()
     return out

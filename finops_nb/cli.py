@@ -84,8 +84,14 @@ def cmd_discover(args):
     cfg = config_from(args)
     src = AwsSource(cfg)
     found = src.discover()
-    held = [(d.label, d.held(src.export)) for d in destinations(cfg)]
-    rows = [(m.period, m.cur_version, m.execution_id, len(m.files), m.bytes, *(status(m.delivery(src.export), h) for _, h in held))
+    held = []
+    for d in destinations(cfg):  # a destination that cannot answer (BigQuery down, a locked engine) shows "?"
+        try: held.append((d.label, d.held(src.export)))
+        except FinopsError as e:
+            print(f"finops: note: {d.label}: {e}", file=sys.stderr); held.append((d.label, None))
+        finally: d.close()
+    rows = [(m.period, m.cur_version, m.execution_id, len(m.files), m.bytes,
+             *("?" if h is None else status(m.delivery(src.export), h) for _, h in held))
             for m in found.manifests]
     print(f"export {src.export.id}: {src.export.where}")
     print(text_table(rows, ("period", "cur", "delivery id", "files", "bytes", *(t for t, _ in held))))
@@ -164,12 +170,13 @@ def _pipeline_flags(p):
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated steps to run (default: all: {','.join(STEPS)})")
     p.add_argument("--dry-run", action="store_true", help="print what each step would do per period; write nothing")
 
-@command("aws", "run-pipeline", "discover, extract, load into DuckDB, export Parquet and load into BigQuery (if configured)",
+@command("aws", "run-pipeline", "discover, extract, load into DuckDB, export Parquet and load the remotes (BigQuery, ClickHouse: if configured)",
          _pipeline_flags)
 def cmd_pipeline(args):
     from finops_nb.pipeline import Pipeline
     cfg = config_from(args)
-    run = Pipeline(cfg, steps=args.steps, dry_run=args.dry_run).run()
+    from finops_nb.pipeline import check_steps
+    run = Pipeline(cfg, steps=check_steps(args.steps, "--steps"), dry_run=args.dry_run).run()
     print(run)
     run.finish()
 

@@ -27,20 +27,29 @@ def ch_settings(text: str) -> dict:
         out[name.strip()] = value.strip()
     return out
 
-# %% ../nbs/45_clickhouse.ipynb #c727d453
+# %% ../nbs/45_clickhouse.ipynb #5b6ae140
 def ch_error(e, where) -> FinopsError:
     "A ClickHouse client error as a one-line `FinopsError` naming `where`; a server out of reach is transient."
     msg = " ".join(str(e).split())[:300]
     name = type(e).__name__
     if name in ("OperationalError",) or isinstance(e, (ConnectionError, TimeoutError)) or "Connection refused" in msg:
         return TransientError(f"{where}: cannot reach ClickHouse, try again later: {msg}")
+    if "Another server instance in same directory is already running" in msg:
+        return TransientError(f"{where}: the embedded ClickHouse folder is in use by another process; wait for it to finish")
+    if isinstance(e, OSError): return InputError(f"{where}: {e.strerror or msg}")
     if "AUTHENTICATION_FAILED" in msg or "Authentication failed" in msg or "ACCESS_DENIED" in msg:
         return ConfigError(f"{where}: ClickHouse refused the credentials: {msg}")
     return InputError(f"{where}: ClickHouse error: {msg}")
 
 def ch_client(cfg):
     "A `clickhouse_connect` client for the `[database.clickhouse]` settings (server or embedded)."
-    import clickhouse_connect
+    try: import clickhouse_connect
+    except ImportError:
+        raise ConfigError("[database.clickhouse] url is set but clickhouse-connect is not installed: pip install 'finops-nb[clickhouse]'") from None
+    if cfg.get("database.clickhouse.url", "").startswith("chdb://"):
+        try: import chdb  # noqa: F401  (registers the chdb:// backend)
+        except ImportError:
+            raise ConfigError("[database.clickhouse] url is chdb://… but chdb is not installed: pip install 'finops-nb[clickhouse]'") from None
     url, where = cfg.get("database.clickhouse.url"), "[database.clickhouse] url"
     if not url: raise ConfigError(f"{where} is not set: ClickHouse loading is off")
     settings = ch_settings(cfg.get("database.clickhouse.settings", ""))
@@ -68,7 +77,7 @@ _KEY = ("export_id", "billing_period", "delivery_id")  # never NULL: the partiti
 
 def _column(f) -> str: return f"`{f.name}` {'String' if f.name in _KEY else ch_type(f.type)}"
 
-# %% ../nbs/45_clickhouse.ipynb #7bfa30fe
+# %% ../nbs/45_clickhouse.ipynb #d9f7af2c
 def _q(name: str) -> str:
     "A ClickHouse identifier, quoted."
     if "`" in name or "\x00" in name: raise InputError(f"column name {name!r} cannot be a ClickHouse identifier")
@@ -82,16 +91,20 @@ def ch_table(cfg) -> str:
     "`database`.`table` of the configured table."
     return f"{_q(cfg['database.clickhouse.database'])}.{_q(cfg['database.clickhouse.table_id'])}"
 
-def create_ddl(cfg, schema, spec) -> str:
-    "The `CREATE TABLE` of the billing table for an Arrow schema."
+def create_ddl(cfg, # a `Config`
+               schema, # the Arrow schema of a Parquet file
+               spec, # the provider's `TableSpec`
+              ) -> str:
+    "The `CREATE TABLE` of the billing table for an Arrow schema: MergeTree on one server, ReplicatedMergeTree on a cluster."
     names = [f.name for f in schema]
     order = [c for c in ("export_id", "billing_period", "line_item_usage_account_id", "line_item_product_code",
                          "line_item_usage_start_date") if c in names]
+    engine = "ReplicatedMergeTree" if cfg.get("database.clickhouse.cluster") else "MergeTree"
     return (f"CREATE TABLE IF NOT EXISTS {ch_table(cfg)}{_on(cfg)} ({', '.join(_column(f) for f in schema)}) "
-            f"ENGINE = MergeTree PARTITION BY (export_id, billing_period) ORDER BY ({', '.join(map(_q, order))}) "
+            f"ENGINE = {engine} PARTITION BY (export_id, billing_period) ORDER BY ({', '.join(map(_q, order))}) "
             "SETTINGS allow_nullable_key = 1")
 
-# %% ../nbs/45_clickhouse.ipynb #4ec6f0d2
+# %% ../nbs/45_clickhouse.ipynb #f103dd41
 def _sums(client, table, where, spec, have) -> tuple:
     cols = [c for c in spec.cost_columns if c in have]
     r = client.query(f"SELECT count(), {', '.join(f'sum({_q(c)})' for c in cols) or '0'} FROM {table} WHERE {where}").result_rows[0]
@@ -105,20 +118,22 @@ def load_period(client, cfg, d: Delivery) -> tuple:
     path, spec, table = Path(d.files[0]), table_spec(d.export.provider), ch_table(cfg)
     if not re.fullmatch(r"\d{4}-\d{2}", d.period) or not re.fullmatch(r"[a-z0-9-]+", d.export.id):
         raise InputError(f"{path}: not a finops export file ({d.export.id!r} {d.period!r})")
-    f = pq.ParquetFile(path)
-    schema = f.schema_arrow
-    client.command(f"CREATE DATABASE IF NOT EXISTS {_q(cfg['database.clickhouse.database'])}{_on(cfg)}")
-    client.command(create_ddl(cfg, schema, spec))
-    have = {r[0] for r in client.query(f"SELECT name FROM system.columns WHERE database = {_lit(cfg['database.clickhouse.database'])} "
-                                       f"AND table = {_lit(cfg['database.clickhouse.table_id'])}").result_rows}
-    for fld in schema:
-        if fld.name not in have: client.command(f"ALTER TABLE {table}{_on(cfg)} ADD COLUMN IF NOT EXISTS {_column(fld)}")
     part = f"tuple({_lit(d.export.id)}, {_lit(d.period)})"
     where = f"export_id = {_lit(d.export.id)} AND billing_period = {_lit(d.period)}"
-    stg_name = cfg["database.clickhouse.table_id"] + "__staging_" + uuid.uuid4().hex[:8]
+    stg_name = f"{cfg['database.clickhouse.table_id']}__staging_{d.export.id.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     stg = f"{_q(cfg['database.clickhouse.database'])}.{_q(stg_name)}"
+    made = False
     try:
-        client.command(f"CREATE TABLE {stg} AS {table}")
+        f = pq.ParquetFile(path)
+        schema = f.schema_arrow
+        client.command(f"CREATE DATABASE IF NOT EXISTS {_q(cfg['database.clickhouse.database'])}{_on(cfg)}")
+        client.command(create_ddl(cfg, schema, spec))
+        have = {r[0] for r in client.query(f"SELECT name FROM system.columns WHERE database = {_lit(cfg['database.clickhouse.database'])} "
+                                           f"AND table = {_lit(cfg['database.clickhouse.table_id'])}").result_rows}
+        for fld in schema:
+            if fld.name not in have: client.command(f"ALTER TABLE {table}{_on(cfg)} ADD COLUMN IF NOT EXISTS {_column(fld)}")
+        made = True
+        client.command(f"CREATE TABLE {stg}{_on(cfg)} AS {table}")
         for batch in f.iter_batches(batch_size=int(cfg.get("database.clickhouse.batch_rows", 65536))):
             client.insert_arrow(stg_name, pa_table(batch), database=cfg["database.clickhouse.database"])
         rows, tot = _sums(client, stg, where, spec, {x.name for x in schema})
@@ -134,7 +149,8 @@ def load_period(client, cfg, d: Delivery) -> tuple:
     except FinopsError: raise
     except Exception as e: raise ch_error(e, f"{table} {d.export.id} {d.period}") from None
     finally:
-        try: client.command(f"DROP TABLE IF EXISTS {stg}")
+        try:
+            if made: client.command(f"DROP TABLE IF EXISTS {stg}{_on(cfg)}")
         except Exception: pass  # best effort: the next run drops leftovers first
 
 def pa_table(batch):
@@ -192,22 +208,25 @@ def totals(self: ClickHouse, export: Export, start_date=None, end_date=None) -> 
     except Exception as e: raise ch_error(e, ch_table(self.cfg)) from None
     return {p: (int(n), {c: (dict(zip(cols, v)).get(c)) for c in spec.cost_columns}) for p, n, *v in rows if in_window(p, start_date, end_date)}
 
-# %% ../nbs/45_clickhouse.ipynb #451b5965
+# %% ../nbs/45_clickhouse.ipynb #974b6ca6
 @patch
 def begin(self: ClickHouse, export: Export) -> list:
-    "Drop the staging tables a killed run left."
-    prefix = self.cfg["database.clickhouse.table_id"] + "__staging_"
+    "Drop the staging tables of this export a killed run left (another export's may be in use by its own run)."
+    prefix = f"{self.cfg['database.clickhouse.table_id']}__staging_{export.id.replace('-', '_')}_"
     try:
         old = [r[0] for r in self.client.query(f"SELECT name FROM system.tables WHERE database = {_lit(self.cfg['database.clickhouse.database'])} "
                                                f"AND startsWith(name, {_lit(prefix)})").result_rows]
         for t in old: self.client.command(f"DROP TABLE IF EXISTS {_q(self.cfg['database.clickhouse.database'])}.{_q(t)}{_on(self.cfg)}")
+    except FinopsError: raise
     except Exception as e: raise ch_error(e, ch_table(self.cfg)) from None
     return [f"dropped {len(old)} staging tables a killed run left in ClickHouse"] if old else []
 
-# %% ../nbs/45_clickhouse.ipynb #00c0154e
+# %% ../nbs/45_clickhouse.ipynb #29371c77
 @patch
 def apply(self: ClickHouse, d: Delivery, status: str):
-    "Load one Parquet file, replacing its export's period."
+    "Load one Parquet file, replacing its export's period (the file as it is now, under the lock)."
+    from finops_nb.parquet import current
+    d = current(d)
     rows, tot = load_period(self.client, self.cfg, d)
     return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot)
 

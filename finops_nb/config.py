@@ -137,6 +137,7 @@ class Config:
         "The value as it may be displayed: secrets masked."
         v = self.values[name]
         if v is None: return ""
+        if KEY[name].kind == "dsn": return re.sub(r"//([^/@:]*):[^/@]*@", lambda m: f"//{m.group(1)}:{mask_secret('x' * 12)}@", str(v))
         return mask_secret(v) if KEY[name].secret else str(v)
     def rows(self):
         "(key, shown value, source) for every key, in declaration order."

@@ -38,6 +38,11 @@ def _scope(cfg) -> tuple:
     from finops_nb.pipeline import config_exports
     try: ids = [e.id for e in config_exports(cfg)]
     except ConfigError: ids = []
+    con = connect(cfg, read_only=True) if ids and Path(cfg["database.duckdb.database_path"]).is_file() else None
+    try:
+        if con is not None and "export_id" not in table_columns(con, TABLE): ids = []  # not migrated yet: one export's rows
+    finally:
+        if con is not None: con.close()
     return (f"export_id IN ({', '.join('?' for _ in ids)})", ids) if ids else ("", [])
 
 # %% ../nbs/60_explore.ipynb #2f3c50ca

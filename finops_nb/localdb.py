@@ -63,7 +63,7 @@ class Source:
     columns: list    # [(raw name, SQL reference, source type)]
     files: list
 
-# %% ../nbs/21_localdb.ipynb #6fd5c536
+# %% ../nbs/21_localdb.ipynb #fd49441b
 def _csv_header(path: Path) -> list:
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -72,15 +72,18 @@ def _csv_header(path: Path) -> list:
     except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as e:
         raise InputError(f"{path}: cannot read the CSV header: {e}") from None
 
-def _unzip(path: Path, scratch: Path) -> Path:
+def _unzip(path: Path, scratch: Path, i: int) -> Path:
+    "Unpack the one file of a `.csv.zip` into `scratch` (named by its position: two `part.csv.zip` of one delivery stay two files)."
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
             if len(names) != 1: raise InputError(f"{path}: a .csv.zip must hold exactly one file, it holds {len(names)}")
-            out = scratch / (path.name[:-4] if path.name.lower().endswith(".zip") else path.name + ".csv")
+            out = scratch / f"{i:05d}-{path.name[:-4] if path.name.lower().endswith('.zip') else path.name + '.csv'}"
             with z.open(names[0]) as src, open(out, "wb") as dst: shutil.copyfileobj(src, dst, 16 << 20)
             return out
     except zipfile.BadZipFile as e: raise InputError(f"{path}: not a valid zip file: {e}") from None
+    except (zlib.error, EOFError) as e: raise InputError(f"{path}: corrupt zip data ({e})") from None
+    except OSError as e: raise InputError(f"{path}: cannot unpack into {scratch}: {e.strerror or e}") from None
 
 def sources(delivery: Delivery, # a staged delivery (files are local paths)
             scratch: Path, # a folder for unpacked zip files
@@ -97,7 +100,7 @@ def sources(delivery: Delivery, # a staged delivery (files are local paths)
         return [Source(rel, [(c[0], q(c[0]), c[1]) for c in cols], paths)]
     if delivery.format == "csv.zip":
         scratch.mkdir(parents=True, exist_ok=True)
-        paths = [_unzip(p, scratch) for p in paths]
+        paths = [_unzip(p, scratch, i) for i, p in enumerate(paths)]
     groups = {}
     for p in paths: groups.setdefault(tuple(_csv_header(p)), []).append(p)
     out = []
@@ -211,7 +214,7 @@ def _gzip_problem(files) -> str:
                     f"or the staged copy is (delete {f.parent} and run extract-billing again)")
     return ""
 
-# %% ../nbs/21_localdb.ipynb #af09289f
+# %% ../nbs/21_localdb.ipynb #88ac148f
 def _notes(p: Plan, nulls: dict) -> list:
     return ([f"column {raw!r} loaded as {col} (its name collides with another column's)" for raw, col in p.renamed]
             + [f"{n} null spellings (None, null, NULL, NaN) stored as NULL in {c}" for c, n in sorted(nulls.items())])
@@ -222,7 +225,7 @@ def load_delivery(con, # an open connection (not in a transaction)
     "Replace the delivery's export and period in its table, atomically: `(rows, totals, notes)`; raises `FinopsError` on failure."
     import duckdb
     t0, spec, ex = time.time(), table_spec(d.export.provider), d.export
-    scratch = Path(d.meta.get("folder") or Path(d.files[0]).parent) / ".finops-unzipped"
+    scratch = Path(tempfile.mkdtemp(prefix=".finops-unzipped-", dir=d.meta.get("folder") or Path(d.files[0]).parent))  # this load's own
     table = spec.table
     try:
         srcs = sources(d, scratch)
@@ -269,10 +272,11 @@ def load_delivery(con, # an open connection (not in a transaction)
         shutil.rmtree(scratch, ignore_errors=True)
     return rows, tot, _notes(p, nulls)
 
-# %% ../nbs/21_localdb.ipynb #2034e96f
+# %% ../nbs/21_localdb.ipynb #df386c59
 def migrate(con, # a write connection, not in a transaction
             export: Export, # the export now writing
             path="the database", # for messages
+            staged=None, # {period: delivery id} staged for `export` (default: none known)
            ) -> list:
     "Give the rows of a database written before export ids to `export`, in one transaction; the notes saying so."
     spec = table_spec(export.provider)
@@ -283,6 +287,13 @@ def migrate(con, # a write connection, not in a transaction
     if [kinds.get(v, v) for v in found] not in ([export.kind], []):
         raise InputError(f"{path}: written by finops_nb before export ids, with rows of CUR {' and '.join(found)} that cannot be "
                          f"told apart; move it aside (e.g. mv {path} {path}.old) and run the pipeline again: every period is reloaded from the export")
+    owned = staged or {}
+    held = con.execute(f"SELECT DISTINCT billing_period, execution_id FROM {spec.table}").fetchall() if cols and "execution_id" in cols else []
+    strangers = sorted(p for p, i in held if owned.get(p) != i)
+    if strangers:
+        raise InputError(f"{path}: written by finops_nb before export ids, and its deliveries of {', '.join(strangers[:6])}"
+                         f"{' …' if len(strangers) > 6 else ''} are not export {export.id}'s staged ones, so they cannot be told to be "
+                         f"its; move it aside (e.g. mv {path} {path}.old) and run the pipeline again: every period is reloaded from the export")
     con.execute("BEGIN TRANSACTION")
     try:
         notes = []
@@ -302,16 +313,25 @@ def migrate(con, # a write connection, not in a transaction
             con.execute(f"DROP TABLE {LOG}_v0")
         con.execute("COMMIT")
         return notes
-    except BaseException:
+    except BaseException as e:
         con.execute("ROLLBACK")
+        import duckdb
+        if isinstance(e, duckdb.Error): raise InputError(f"{path}: migration failed, database unchanged: {duckdb_message(e)}") from None
         raise
 
-# %% ../nbs/21_localdb.ipynb #c4536384
+# %% ../nbs/21_localdb.ipynb #2d81c174
 class DuckDB(Destination):
     "The DuckDB database: every provider's table and the load log."
     label, step, verb = "duckdb", "load_local", "load"
     def __init__(self, cfg): self.cfg, self.path = cfg, Path(cfg["database.duckdb.database_path"])
-    def lock(self, export: Export): return exclusive(database_lock(self.cfg), "the DuckDB database")
+    def lock(self, export: Export):
+        "The database's lock, and the export's staging lock: no extraction removes a delivery while it is loaded."
+        from contextlib import ExitStack
+        from finops_nb.staging import Staging
+        stack = ExitStack()
+        stack.enter_context(exclusive(database_lock(self.cfg), "the DuckDB database"))
+        stack.enter_context(Staging(self.cfg["staging_dir"]).lock(export))
+        return stack
     def _read(self, f):
         "`f(con)` on a read-only connection; None when there is no database yet."
         if not self.path.is_file(): return None
@@ -330,7 +350,16 @@ def deliveries(self: DuckDB, export: Export, start_date=None, end_date=None) -> 
     return [Delivery(export, p, i, [], "duckdb", rows=n, totals={c: None if v is None else Decimal(v) for c, v in json.loads(t).items()})
             for p, i, n, t in self._read(read) or [] if in_window(p, start_date, end_date)]
 
-# %% ../nbs/21_localdb.ipynb #ef1720b6
+# %% ../nbs/21_localdb.ipynb #023e69dd
+@patch
+def loads(self: DuckDB, export: Export) -> list:
+    "Every load of `export` the log records (not only the last of each period), oldest first, as `Delivery`s."
+    def read(con):
+        if "export_id" not in table_columns(con, LOG): return []
+        return con.execute(f"SELECT billing_period, delivery_id FROM {LOG} WHERE export_id = ? ORDER BY loaded_at", [export.id]).fetchall()
+    return [Delivery(export, p, i, format="duckdb") for p, i in self._read(read) or []]
+
+# %% ../nbs/21_localdb.ipynb #a188fe67
 @patch
 def totals(self: DuckDB, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed from the table."
@@ -342,16 +371,17 @@ def totals(self: DuckDB, export: Export, start_date=None, end_date=None) -> dict
         return con.execute(f"SELECT billing_period, count(*), {sums} FROM {spec.table} WHERE export_id = ? GROUP BY 1", [export.id]).fetchall()
     return {p: (n, dict(zip(spec.cost_columns, v))) for p, n, *v in self._read(read) or [] if in_window(p, start_date, end_date)}
 
-# %% ../nbs/21_localdb.ipynb #ca47e2dd
+# %% ../nbs/21_localdb.ipynb #45886181
 @patch
 def begin(self: DuckDB, export: Export):
     "Migrate a database written before export ids (see `migrate`)."
     if not self.path.is_file(): return []
+    from finops_nb.staging import staged_ids
     con = connect(self.cfg)
-    try: return migrate(con, export, str(self.path))
+    try: return migrate(con, export, str(self.path), staged_ids(self.cfg["staging_dir"], export))
     finally: con.close()
 
-# %% ../nbs/21_localdb.ipynb #317bdfe9
+# %% ../nbs/21_localdb.ipynb #8a25e5f3
 @patch
 def apply(self: DuckDB, d: Delivery, status: str):
     "Load one staged delivery, replacing its export's period."
@@ -360,7 +390,7 @@ def apply(self: DuckDB, d: Delivery, status: str):
     finally: con.close()
     return self.result(d, "loaded" if status == "new" else "replaced", files=len(d.files), rows=rows, totals=tot, notes=notes)
 
-# %% ../nbs/21_localdb.ipynb #d8261d80
+# %% ../nbs/21_localdb.ipynb #696ba035
 def load_billing_local(cfg, # a `Config`
                        start_date=None, end_date=None, # window; default the config's start_date/end_date
                        progress=None, # progress bar over periods: True, False, None (auto)

@@ -52,13 +52,13 @@ def run_html(run) -> str:
     "The run for Jupyter."
     return f"<pre>{html.escape(run_text(run))}</pre>"
 
-# %% ../nbs/55_report.ipynb #1ae8848a
+# %% ../nbs/55_report.ipynb #e042275b
 def frame(results, # a step's results (dataclasses or dicts), or None for a step not run
          ) -> "pandas.DataFrame":
     "Results as a DataFrame for display."
     import pandas as pd
     from dataclasses import is_dataclass, fields
-    if results is None: return "step not run (not selected, a dry run, or BigQuery not configured)"
+    if results is None: return "step not run (not selected, a dry run, or no remote configured)"
     rows = []
     for r in results or []:
         d = {f.name: getattr(r, f.name) for f in fields(r)} if is_dataclass(r) else dict(r)
@@ -98,11 +98,16 @@ def reconciliation_text(rec) -> str:
 
 def reconciliation_html(rec) -> str: return f"<pre>{html.escape(reconciliation_text(rec))}</pre>"
 
-# %% ../nbs/55_report.ipynb #e9b2c7a4
+# %% ../nbs/55_report.ipynb #6eaad50f
 def versions() -> dict:
     "Versions of what a run depends on."
     import duckdb, pyarrow, boto3
     from google.cloud import bigquery
     from finops_nb import __version__
-    return {"finops_nb": __version__, "python": platform.python_version(), "duckdb": duckdb.__version__,
-            "pyarrow": pyarrow.__version__, "boto3": boto3.__version__, "google-cloud-bigquery": bigquery.__version__}
+    out = {"finops_nb": __version__, "python": platform.python_version(), "duckdb": duckdb.__version__,
+           "pyarrow": pyarrow.__version__, "boto3": boto3.__version__, "google-cloud-bigquery": bigquery.__version__}
+    from importlib.metadata import PackageNotFoundError, version
+    for name in ("clickhouse-connect", "chdb"):  # the ClickHouse extra, when installed
+        try: out[name] = version(name)
+        except PackageNotFoundError: pass
+    return out

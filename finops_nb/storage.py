@@ -106,18 +106,24 @@ def s3_client(cfg):
     "A boto3 S3 client for the `[aws]` settings of `cfg`."
     import boto3  # here, not at the top: a command that reads no bucket does not pay for boto3
     from botocore.config import Config as BotoConfig
-    session = boto3.Session(profile_name=cfg.get("aws.profile"),
-                            aws_access_key_id=cfg.get("aws.aws_access_key_id"),
-                            aws_secret_access_key=cfg.get("aws.aws_secret_access_key"),
-                            region_name=cfg.get("aws.region"))
+    from botocore.exceptions import ProfileNotFound
+    try:
+        session = boto3.Session(profile_name=cfg.get("aws.profile"),
+                                aws_access_key_id=cfg.get("aws.aws_access_key_id"),
+                                aws_secret_access_key=cfg.get("aws.aws_secret_access_key"),
+                                region_name=cfg.get("aws.region"))
+    except ProfileNotFound as e: raise ConfigError(f"[aws] profile: {e}") from None
     return session.client("s3", endpoint_url=cfg.get("aws.endpoint_url"),
                           config=BotoConfig(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=64,
                                             connect_timeout=10, read_timeout=120))
 
 def _s3_error(e, bucket, key=""):
     "A botocore error as a FinopsError that names the bucket and key."
-    from botocore.exceptions import ClientError, EndpointConnectionError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if isinstance(e, NoCredentialsError):
+        return ConfigError(f"{where}: no AWS credentials found; set [aws] profile or aws_access_key_id and aws_secret_access_key, "
+                           "or the standard AWS environment variables")
     if isinstance(e, ClientError):
         code = e.response.get("Error", {}).get("Code", "")
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
