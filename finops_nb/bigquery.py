@@ -17,7 +17,8 @@ from .schema import table_spec
 from .localdb import database_lock
 
 # %% ../nbs/40_bigquery.ipynb #a8f86737
-def bq_client(cfg):
+def bq_client(cfg, # a `Config`
+             ):
     "A `google.cloud.bigquery.Client` for the `[database.bigquery]` settings."
     from google.cloud import bigquery
     from google.api_core.client_options import ClientOptions
@@ -41,7 +42,10 @@ def bq_client(cfg):
                               "`gcloud auth application-default login`") from None
         raise
 
-def bq_error(e, where) -> FinopsError:
+# %% ../nbs/40_bigquery.ipynb #69a6f359
+def bq_error(e, # an exception a google-cloud call raised
+             where, # the table, project or file it was about, for the message
+            ) -> FinopsError:
     "A google-cloud error as a one-line `FinopsError` naming `where`."
     from google.api_core import exceptions as gx
     msg = " ".join(str(getattr(e, "message", None) or e).split())[:300]
@@ -55,18 +59,23 @@ def bq_error(e, where) -> FinopsError:
     if type(e).__module__.startswith("pyarrow"): return InputError(f"{where}: cannot read the Parquet file: {msg}")
     return TransientError(f"{where}: cannot reach BigQuery: {type(e).__name__}: {msg}")
 
+# %% ../nbs/40_bigquery.ipynb #23d88f3d
 def _retry(cfg):
     from google.cloud.bigquery import DEFAULT_RETRY
     return DEFAULT_RETRY.with_deadline(float(_deadline(cfg)))
 
+# %% ../nbs/40_bigquery.ipynb #bccc13b7
 def _deadline(cfg) -> int: return cfg.get("database.bigquery.timeout", 120)
 
-def table_id(cfg) -> str:
+# %% ../nbs/40_bigquery.ipynb #02419fc1
+def table_id(cfg, # a `Config`
+            ) -> str:
     "`project.dataset.table` of the configured table."
     return ".".join(cfg.get(k) or "" for k in ("database.bigquery.project_id", "database.bigquery.dataset_id", "database.bigquery.table_id"))
 
 # %% ../nbs/40_bigquery.ipynb #f7d9f753
-def bq_type(t) -> str:
+def bq_type(t, # a pyarrow DataType
+           ) -> str:
     "The BigQuery type for an Arrow type of our Parquet files."
     import pyarrow as pa
     if pa.types.is_decimal(t): return "BIGNUMERIC"
@@ -78,14 +87,20 @@ def bq_type(t) -> str:
     if "json" in getattr(t, "extension_name", ""): return "JSON"
     return "STRING"
 
-def bq_schema(path) -> list:
+# %% ../nbs/40_bigquery.ipynb #3b85cc63
+def bq_schema(path, # a Parquet file
+             ) -> list:
     "The BigQuery schema (all NULLABLE) of a Parquet file."
     import pyarrow.parquet as pq
     from google.cloud.bigquery import SchemaField
     return [SchemaField(f.name, bq_type(f.type), mode="NULLABLE") for f in pq.read_schema(path)]
 
 # %% ../nbs/40_bigquery.ipynb #d4906720
-def ensure_table(client, cfg, schema, spec) -> object:
+def ensure_table(client, # a bigquery.Client
+                 cfg, # a `Config`
+                 schema, # the BigQuery schema of the file to load (`bq_schema`)
+                 spec, # the provider's `TableSpec`
+                ) -> object:
     "Create the dataset and table if missing; add the columns of `schema` the table lacks. Returns the table."
     from google.api_core import exceptions as gx
     from google.cloud import bigquery
@@ -114,7 +129,14 @@ def ensure_table(client, cfg, schema, spec) -> object:
 def _bignum(v) -> str: return "CAST(NULL AS BIGNUMERIC)" if v in (None, "") else f"BIGNUMERIC '{Decimal(v)}'"
 _SAFE = re.compile(r"[a-z0-9][a-z0-9-]{0,120}")
 
-def replace_script(tid, stg, export_id, period, columns, rows, totals) -> str:
+def replace_script(tid, # `project.dataset.table` to replace in
+                   stg, # the staging table holding the file's rows
+                   export_id, # whose period
+                   period, # billing period, YYYY-MM
+                   columns, # the file's columns
+                   rows, # the file's row count
+                   totals, # {cost column: exact total} of the file
+                  ) -> str:
     "The transaction replacing `export_id`'s `period` of `tid` with the rows of `stg`, checked before commit."
     if not re.fullmatch(r"\d{4}-\d{2}", period): raise InputError(f"{period!r} is not a billing period")
     if not _SAFE.fullmatch(export_id): raise InputError(f"{export_id!r} is not an export id")
@@ -131,7 +153,10 @@ def replace_script(tid, stg, export_id, period, columns, rows, totals) -> str:
                       "COMMIT TRANSACTION;"])
 
 # %% ../nbs/40_bigquery.ipynb #5ed8a069
-def load_period(client, cfg, d: Delivery) -> tuple:
+def load_period(client, # a bigquery.Client
+                cfg, # a `Config`
+                d: Delivery, # a Parquet file with its rows and totals (from `parquet.current`)
+               ) -> tuple:
     "Replace the export's period with the Parquet file of `d`; returns (rows, totals). Raises `FinopsError`."
     from google.cloud import bigquery
     path, tid, spec = Path(d.files[0]), table_id(cfg), table_spec(d.export.provider)
@@ -204,7 +229,10 @@ def totals(self: BigQuery, export: Export, start_date=None, end_date=None) -> di
     return {r["billing_period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["billing_period"], start_date, end_date)}
 
 # %% ../nbs/40_bigquery.ipynb #02adea05
-def drop_staging_tables(client, cfg, export: Export) -> list:
+def drop_staging_tables(client, # a bigquery.Client
+                        cfg, # a `Config`
+                        export: Export, # whose staging tables
+                       ) -> list:
     "Drop the staging tables of `export` a killed run left in the dataset (the lock says no finops run of it is using them); their ids."
     from google.api_core import exceptions as gx
     ds = f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}"
@@ -272,6 +300,7 @@ def remotes(cfg, # a `Config`
     if not out: raise ConfigError("no remote is configured: set [database.bigquery] project_id or [database.clickhouse] url")
     return out
 
+# %% ../nbs/40_bigquery.ipynb #7a2cd3b4
 def load_billing_remote(cfg, # a `Config`
                         start_date=None, end_date=None, # window; default the config's start_date/end_date
                         overwrite=False, # reload periods that are up to date too

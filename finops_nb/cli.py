@@ -16,20 +16,27 @@ from .config import load_config, KEY
 def add_setting(p, # an argparse parser
                 flag, # e.g. "--bucket"
                 key, # the dotted config key it overrides, e.g. "aws.bucket"
-                metavar=None):
+                metavar=None, # placeholder shown in --help, e.g. "NAME"
+               ):
     "Add a flag that overrides config key `key` (help text taken from the key)."
     p.add_argument(flag, dest="set__" + key, metavar=metavar, default=None, help=KEY[key].help)
     p.set_defaults(**{"flag__" + key: flag})
 
-def settings_from(args) -> dict:
+# %% ../nbs/90_cli.ipynb #6e407c23
+def settings_from(args, # parsed flags (an argparse Namespace)
+                 ) -> dict:
     "The `{dotted key: value}` overrides given as flags."
     return {k[5:]: v for k, v in vars(args).items() if k.startswith("set__") and v is not None}
 
-def flag_names(args) -> dict:
+# %% ../nbs/90_cli.ipynb #b7160754
+def flag_names(args, # parsed flags (an argparse Namespace)
+              ) -> dict:
     "`{dotted key: flag}` of the settings this command takes as flags."
     return {k[6:]: v for k, v in vars(args).items() if k.startswith("flag__")}
 
-def config_from(args):
+# %% ../nbs/90_cli.ipynb #257fd5ed
+def config_from(args, # the parsed command line (with `config`)
+               ):
     "Load the configuration for a parsed command line: flags > env > file > defaults."
     return load_config(args.config, settings_from(args), names=flag_names(args))
 
@@ -47,6 +54,7 @@ def command(group, # "" for top level, or "aws"
         return f
     return deco
 
+# %% ../nbs/90_cli.ipynb #d7ce07f3
 def _exports(cfg) -> list:
     "The exports a config names, or [] when it names none."
     from finops_nb.pipeline import config_exports
@@ -54,7 +62,8 @@ def _exports(cfg) -> list:
     except FinopsError: return []
 
 @command("", "config", "print the resolved configuration, the exports it names and where each value came from (secrets masked)")
-def cmd_config(args):
+def cmd_config(args, # the parsed command line
+              ):
     cfg = config_from(args)
     print(cfg.show())
     for e in _exports(cfg): print(f"export {e.id}: {e.provider} {e.kind} {e.where}")
@@ -66,10 +75,12 @@ def _source_flags(p):
     add_setting(p, "--export-name", "aws.export_name", "NAME")
     add_setting(p, "--cur-version", "aws.cur_version", "v1|v2")
 
+# %% ../nbs/90_cli.ipynb #d20248ab
 def _window_flags(p):
     add_setting(p, "--start-date", "start_date", "YYYY-MM")
     add_setting(p, "--end-date", "end_date", "YYYY-MM")
 
+# %% ../nbs/90_cli.ipynb #e95489ba
 def _problems(found) -> int:
     from finops_nb.core import InputError
     for key, why in found.problems: print(f"finops: manifest not used: {key}: {why}", file=sys.stderr)
@@ -77,7 +88,8 @@ def _problems(found) -> int:
 
 @command("aws", "discover-manifests", "list the current delivery of every billing period and its status per destination",
          lambda p: (_source_flags(p), _window_flags(p)))
-def cmd_discover(args):
+def cmd_discover(args, # the parsed command line
+                ):
     from finops_nb.aws.manifests import AwsSource
     from finops_nb.delivery import status
     from finops_nb.pipeline import destinations
@@ -98,6 +110,7 @@ def cmd_discover(args):
     if not found.manifests: print(f"no usable manifest in the window under {found.base}")
     return _problems(found)
 
+# %% ../nbs/90_cli.ipynb #adcb3932
 def _report(results, cols, done_msg, nothing_msg):
     "Print a results table, notes and errors; the exit code."
     from finops_nb.delivery import exit_code
@@ -111,9 +124,11 @@ def _report(results, cols, done_msg, nothing_msg):
         if r.error is not None: print(f"finops: error: {r.period}: {r.error}", file=sys.stderr)
     return exit_code(results)
 
+# %% ../nbs/90_cli.ipynb #93b79858
 @command("aws", "extract-billing", "download new or changed deliveries to {staging_dir}/{export_id}/{period}/{delivery_id}/",
          lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--staging-dir", "staging_dir", "PATH")))
-def cmd_extract(args):
+def cmd_extract(args, # the parsed command line
+               ):
     from finops_nb.pipeline import extract_billing
     cfg = config_from(args)
     res = extract_billing(cfg)
@@ -124,7 +139,8 @@ def cmd_extract(args):
 @command("aws", "load-billing-local", "load staged deliveries into DuckDB, one transaction per export and billing period",
          lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--staging-dir", "staging_dir", "PATH"),
                     add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
-def cmd_load_local(args):
+def cmd_load_local(args, # the parsed command line
+                  ):
     from finops_nb.localdb import load_billing_local
     cfg = config_from(args)
     return _report(load_billing_local(cfg), ("export_id", "period", "delivery_id", "action", "files", "rows", "cost", "seconds"),
@@ -135,16 +151,19 @@ def cmd_load_local(args):
 def _overwrite_flag(p, what):
     p.add_argument("--overwrite", action="store_true", help=f"rewrite {what} that are up to date too")
 
+# %% ../nbs/90_cli.ipynb #13d6de24
 @command("aws", "export-parquet", "write one {export_id}/{billing_period}_aws_billing.parquet per period DuckDB holds",
          lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"),
                     add_setting(p, "--database-path", "database.duckdb.database_path", "PATH"), _overwrite_flag(p, "files")))
-def cmd_export(args):
+def cmd_export(args, # the parsed command line
+              ):
     from finops_nb.parquet import export_parquet
     cfg = config_from(args)
     return _report(export_parquet(cfg, overwrite=args.overwrite), ("export_id", "period", "delivery_id", "action", "rows", "cost", "seconds"),
                    f"nothing to export: every file in {cfg['parquet_dir']} is up to date",
                    f"nothing loaded in {cfg['database.duckdb.database_path']}: run `finops aws load-billing-local` first")
 
+# %% ../nbs/90_cli.ipynb #3e2c5922
 def _remote_flags(p):
     _source_flags(p); _window_flags(p)
     add_setting(p, "--output-dir", "parquet_dir", "PATH"); _overwrite_flag(p, "periods")
@@ -152,7 +171,8 @@ def _remote_flags(p):
 
 @command("aws", "load-billing-remote", "replace each export's period in BigQuery and/or ClickHouse from its Parquet file, checked before the swap",
          _remote_flags)
-def cmd_load_remote(args):
+def cmd_load_remote(args, # the parsed command line
+                   ):
     from finops_nb.bigquery import load_billing_remote
     cfg = config_from(args)
     return _report(load_billing_remote(cfg, overwrite=args.overwrite, destination=args.destination),
@@ -172,7 +192,8 @@ def _pipeline_flags(p):
 
 @command("aws", "run-pipeline", "discover, extract, load into DuckDB, export Parquet and load the remotes (BigQuery, ClickHouse: if configured)",
          _pipeline_flags)
-def cmd_pipeline(args):
+def cmd_pipeline(args, # the parsed command line
+                ):
     from finops_nb.pipeline import Pipeline
     cfg = config_from(args)
     from finops_nb.pipeline import check_steps
@@ -203,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/90_cli.ipynb #5b939a01
-def main(argv=None) -> int:
+def main(argv=None, # the command line's arguments (default: sys.argv[1:])
+        ) -> int:
     "Entry point of the `finops` command."
     p = build_parser()
     args = p.parse_args(argv)

@@ -17,7 +17,8 @@ from .schema import table_spec
 from .localdb import database_lock
 
 # %% ../nbs/45_clickhouse.ipynb #1a963482
-def ch_settings(text: str) -> dict:
+def ch_settings(text: str, # `[database.clickhouse] settings`: name=value pairs separated by commas
+               ) -> dict:
     "`{name: value}` of `[database.clickhouse] settings` (`max_insert_threads=2, async_insert=0`)."
     out = {}
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
@@ -28,7 +29,9 @@ def ch_settings(text: str) -> dict:
     return out
 
 # %% ../nbs/45_clickhouse.ipynb #5b6ae140
-def ch_error(e, where) -> FinopsError:
+def ch_error(e, # an exception a ClickHouse client call raised
+             where, # the table or server it was about, for the message
+            ) -> FinopsError:
     "A ClickHouse client error as a one-line `FinopsError` naming `where`; a server out of reach is transient."
     msg = " ".join(str(e).split())[:300]
     name = type(e).__name__
@@ -41,7 +44,9 @@ def ch_error(e, where) -> FinopsError:
         return ConfigError(f"{where}: ClickHouse refused the credentials: {msg}")
     return InputError(f"{where}: ClickHouse error: {msg}")
 
-def ch_client(cfg):
+# %% ../nbs/45_clickhouse.ipynb #d94d53d0
+def ch_client(cfg, # a `Config`
+             ):
     "A `clickhouse_connect` client for the `[database.clickhouse]` settings (server or embedded)."
     try: import clickhouse_connect
     except ImportError:
@@ -62,7 +67,8 @@ def ch_client(cfg):
     except Exception as e: raise ch_error(e, url.split("@")[-1]) from None
 
 # %% ../nbs/45_clickhouse.ipynb #8248d9d1
-def ch_type(t) -> str:
+def ch_type(t, # a pyarrow DataType
+           ) -> str:
     "The ClickHouse type for an Arrow type of our Parquet files (nullable)."
     import pyarrow as pa
     if pa.types.is_decimal(t): return f"Nullable(Decimal({t.precision}, {t.scale}))"
@@ -83,14 +89,19 @@ def _q(name: str) -> str:
     if "`" in name or "\x00" in name: raise InputError(f"column name {name!r} cannot be a ClickHouse identifier")
     return f"`{name}`"
 
+# %% ../nbs/45_clickhouse.ipynb #ed976eec
 def _lit(v: str) -> str: return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
+# %% ../nbs/45_clickhouse.ipynb #adec2ee1
 def _on(cfg) -> str: return f" ON CLUSTER {_q(cfg.get('database.clickhouse.cluster'))}" if cfg.get("database.clickhouse.cluster") else ""
 
-def ch_table(cfg) -> str:
+# %% ../nbs/45_clickhouse.ipynb #def40562
+def ch_table(cfg, # a `Config`
+            ) -> str:
     "`database`.`table` of the configured table."
     return f"{_q(cfg['database.clickhouse.database'])}.{_q(cfg['database.clickhouse.table_id'])}"
 
+# %% ../nbs/45_clickhouse.ipynb #a71cdff7
 def create_ddl(cfg, # a `Config`
                schema, # the Arrow schema of a Parquet file
                spec, # the provider's `TableSpec`
@@ -112,7 +123,10 @@ def _sums(client, table, where, spec, have) -> tuple:
 
 def _same(a, b) -> bool: return (a is None and b is None) or (a is not None and b is not None and Decimal(a) == Decimal(b))
 
-def load_period(client, cfg, d: Delivery) -> tuple:
+def load_period(client, # a clickhouse_connect client (`ch_client`)
+                cfg, # a `Config`
+                d: Delivery, # a Parquet file with its rows and totals (from `parquet.current`)
+               ) -> tuple:
     "Replace the export's period with the Parquet file of `d`; returns (rows, totals). Raises `FinopsError`."
     import pyarrow.parquet as pq
     path, spec, table = Path(d.files[0]), table_spec(d.export.provider), ch_table(cfg)
@@ -153,7 +167,9 @@ def load_period(client, cfg, d: Delivery) -> tuple:
             if made: client.command(f"DROP TABLE IF EXISTS {stg}{_on(cfg)}")
         except Exception: pass  # best effort: the next run drops leftovers first
 
-def pa_table(batch):
+# %% ../nbs/45_clickhouse.ipynb #2f5b19a8
+def pa_table(batch, # a pyarrow RecordBatch
+            ):
     "An Arrow table of one record batch (what `insert_arrow` takes)."
     import pyarrow as pa
     return pa.Table.from_batches([batch])

@@ -29,6 +29,7 @@ class Key:
     @property
     def leaf(self): return self.name.rpartition(".")[2]
 
+# %% ../nbs/01_config.ipynb #7481bdcc
 KEYS = (
     Key("staging_dir", "path", "staging", "folder for downloaded deliveries: {staging_dir}/{export_id}/{billing_period}/{delivery_id}/"),
     Key("parquet_dir", "path", "parquet", "folder for the monthly files: {parquet_dir}/{export_id}/{billing_period}_aws_billing.parquet"),
@@ -96,17 +97,20 @@ def _toml_name(dotted):
     sec, _, leaf = dotted.rpartition(".")
     return f"[{sec}] {leaf}" if sec else leaf
 
+# %% ../nbs/01_config.ipynb #4b1ffee4
 def _suggest(name):
     m = difflib.get_close_matches(name, list(KEY) + sorted({k.section for k in KEYS if k.section}), n=1, cutoff=0.6)
     return f" (did you mean {_toml_name(m[0]) if m[0] in KEY else '[' + m[0] + ']'}?)" if m else ""
 
+# %% ../nbs/01_config.ipynb #cf44d822
 def _flatten(table, prefix=""):
     for k, v in table.items():
         name = f"{prefix}{k}"
         if isinstance(v, dict) and name not in KEY: yield from _flatten(v, name + ".")
         else: yield name, v
 
-def read_config_file(path) -> dict:
+def read_config_file(path, # the config file, e.g. config.toml
+                    ) -> dict:
     "Read `config.toml` into `{dotted key: raw value}`; a clear `ConfigError` for a missing, malformed or unknown key."
     path = Path(path)
     if not path.is_file():
@@ -127,13 +131,16 @@ class Config:
         self.values, self.sources, self.file = values, sources, file
         self.names = names or {}  # {dotted key: how the user wrote it, e.g. "--start-date"}, for messages
     def __getitem__(self, name): return self.values[KEY[name].name]
-    def get(self, name, default=None):
+    def get(self, name, # a dotted key, e.g. "aws.bucket"
+            default=None, # what to return when the setting is not set
+           ):
         "The value of a setting, or `default` when it is not set; a name that is no setting is a `KeyError`."
         if name not in KEY: raise KeyError(f"{name!r} is not a setting{_suggest(name)}")
         v = self.values[name]
         return default if v is None else v
     def source(self, name): return self.sources[name]
-    def shown(self, name) -> str:
+    def shown(self, name, # a dotted key
+             ) -> str:
         "The value as it may be displayed: secrets masked."
         v = self.values[name]
         if v is None: return ""
@@ -153,11 +160,13 @@ class Config:
     def bigquery_enabled(self) -> bool: return bool(self.get("database.bigquery.project_id"))
     @property
     def clickhouse_enabled(self) -> bool: return bool(self.get("database.clickhouse.url"))
-    def window(self, start_date=None, end_date=None) -> tuple:
+    def window(self, start_date=None, end_date=None, # the window asked for; None: the config's start_date/end_date
+              ) -> tuple:
         "The inclusive window of periods: the arguments where given, else the config's `start_date`/`end_date`; validated."
         return check_window(start_date or self.get("start_date"), end_date or self.get("end_date"),
                             (self.names.get("start_date", "start_date"), self.names.get("end_date", "end_date")))
 
+# %% ../nbs/01_config.ipynb #2248e86d
 def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.toml if present
                 overrides=None, # {dotted key: value} from arguments or CLI flags (None values ignored)
                 environ=None, # environment mapping (default os.environ)

@@ -20,14 +20,17 @@ class FinopsError(Exception):
         "In Jupyter (and so in an executed run notebook) show the one-line message, not a traceback."
         return [f"{type(self).__name__}: {self}"]
 
+# %% ../nbs/00_core.ipynb #65f26567
 class ConfigError(FinopsError):
     "The configuration (file, environment, flags) is wrong: fix it and run again."
     exit_code = 2
 
+# %% ../nbs/00_core.ipynb #164c34b0
 class InputError(FinopsError):
     "The billing data or a manifest cannot be used as it is."
     exit_code = 3
 
+# %% ../nbs/00_core.ipynb #7e8fa6dd
 class TransientError(FinopsError):
     "A remote service failed in a way that a later run may not meet (throttling, outage)."
     exit_code = 75  # EX_TEMPFAIL: schedulers read it as "try again later"
@@ -57,12 +60,17 @@ def check_window(start=None, # first period to include, or None for no lower bou
         raise ConfigError(f"{what[0]} {s} is after {what[1]} {e}: the window is empty")
     return s, e
 
-def in_window(period, start=None, end=None) -> bool:
+# %% ../nbs/00_core.ipynb #fd8a8196
+def in_window(period, # a billing period, YYYY-MM
+              start=None, # first period of the window, or None for no lower bound
+              end=None, # last period of the window, or None for no upper bound
+             ) -> bool:
     "Is `period` inside the inclusive window `start`..`end`?"
     return (start is None or period >= start) and (end is None or period <= end)
 
 # %% ../nbs/00_core.ipynb #412eeefb
-def mask_secret(value) -> str:
+def mask_secret(value, # the secret (None shows as "")
+               ) -> str:
     "Show a secret as its first 4 and last 3 characters (`wJal…KEY`); short ones fully hidden."
     if value is None: return ""
     s = str(value)

@@ -74,7 +74,8 @@ class Result:
     def transient(self) -> bool: return bool(self.error is not None and self.error.transient)
 
 # %% ../nbs/02_delivery.ipynb #b7079cd4
-def exit_code(results) -> int:
+def exit_code(results, # the `Result`s of one or more steps
+             ) -> int:
     "0 when nothing failed; 75 when every failure may pass on a later run; else the first lasting failure's own code."
     failed = [r for r in results if r.failed]
     if not failed: return 0
@@ -95,30 +96,44 @@ class Destination:
     label = "destination"  # its name in results, reports and reconciliation
     step = ""              # the pipeline step that writes it
     verb = "load"          # what applying does, for dry runs
-    def held(self, export: Export) -> dict:
+    def held(self, export: Export, # the export asked about
+            ) -> dict:
         "{period: delivery id} of the complete deliveries of `export` it holds."
         return {d.period: d.delivery_id for d in self.deliveries(export)}
-    def deliveries(self, export: Export, start_date=None, end_date=None) -> list:
+    def deliveries(self, export: Export, # the export asked about
+                   start_date=None, end_date=None, # inclusive window of periods (None: open)
+                  ) -> list:
         "What it holds of `export` in the window, as `Delivery`s the next destination can apply."
         raise NotImplementedError
-    def totals(self, export: Export, start_date=None, end_date=None) -> dict:
+    def totals(self, export: Export, # the export asked about
+               start_date=None, end_date=None, # inclusive window of periods (None: open)
+              ) -> dict:
         "{period: (rows, {cost column: Decimal})} of what it holds of `export` in the window."
         raise NotImplementedError
-    def current(self, delivery: Delivery, held: dict) -> bool:
+    def current(self, delivery: Delivery, # a delivery offered
+                held: dict, # what `held` answered for its export
+               ) -> bool:
         "Does it already hold `delivery`?"
         return held.get(delivery.period) == delivery.delivery_id
-    def apply(self, delivery: Delivery, status: str) -> Result:
+    def apply(self, delivery: Delivery, # the delivery to write (its files are where the previous holder keeps them)
+              status: str, # its `status` against what this destination holds: new, changed delivery, up to date
+             ) -> Result:
         "Replace the delivery's period of its export with it, whole or not at all; raise `FinopsError` on failure."
         raise NotImplementedError
-    def begin(self, export: Export) -> list:
+    def begin(self, export: Export, # the export a run is about to write
+             ) -> list:
         "Called under the lock before the first `apply` of a run: clear what a killed run left; notes worth telling."
         return []
-    def lock(self, export: Export):
+    def lock(self, export: Export, # the export to be written
+            ):
         "The lock writers of `export` here hold (a context manager)."
         return nullcontext()
     def close(self):
         "Let go of connections (a client, an embedded engine's folder) after a step."
-    def result(self, delivery: Delivery, action: str, **kw) -> Result:
+    def result(self, delivery: Delivery, # the delivery the result is about
+               action: str, # what was done: loaded, replaced, up to date, failed …
+               **kw, # the other `Result` fields: files, rows, totals, notes, error …
+              ) -> Result:
         return Result(self.step, self.label, delivery.export.id, delivery.period, delivery.delivery_id, action, **kw)
 
 # %% ../nbs/02_delivery.ipynb #7dd59089

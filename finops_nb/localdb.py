@@ -41,17 +41,22 @@ def connect(cfg, # a `Config`
     return con
 
 # %% ../nbs/21_localdb.ipynb #edef7a83
-def table_columns(con, table: str) -> dict:
+def table_columns(con, # a DuckDB connection
+                  table: str, # a table of the main schema
+                 ) -> dict:
     "{column: type} of a table (empty if it does not exist)."
     return dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                             "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position", [table]).fetchall())
 
+# %% ../nbs/21_localdb.ipynb #3db18166
 def _ensure_log(con):
     con.execute(f"""CREATE TABLE IF NOT EXISTS {LOG} (export_id VARCHAR, provider VARCHAR, kind VARCHAR, billing_period VARCHAR,
         delivery_id VARCHAR, table_name VARCHAR, files INTEGER, rows BIGINT, totals JSON, null_spellings JSON,
         renamed_columns JSON, loaded_at TIMESTAMP WITH TIME ZONE, seconds DOUBLE)""")
 
-def database_lock(cfg) -> Path:
+# %% ../nbs/21_localdb.ipynb #b6134af2
+def database_lock(cfg, # a `Config`
+                 ) -> Path:
     "The lock file writers of the DuckDB database and of what is exported from it hold."
     return Path(cfg["database.duckdb.database_path"] + ".finops.lock")
 
@@ -140,7 +145,11 @@ def plan(spec, # the provider's `TableSpec`
     return Plan(names, types, new, renamed)
 
 # %% ../nbs/21_localdb.ipynb #f9cef404
-def source_totals(con, spec, srcs, p: Plan) -> tuple:
+def source_totals(con, # a DuckDB connection
+                  spec, # the provider's `TableSpec`
+                  srcs, # the delivery's `Source`s
+                  p: Plan, # how the delivery maps onto the table
+                 ) -> tuple:
     "`(rows, {cost column: Decimal}, {column: null spellings})` computed from the staged files' own values, at the check scale."
     rows, totals, nulls = 0, {c: None for c in spec.cost_columns}, {}
     for s in srcs:
@@ -157,7 +166,12 @@ def source_totals(con, spec, srcs, p: Plan) -> tuple:
     return rows, totals, nulls
 
 # %% ../nbs/21_localdb.ipynb #a5d638da
-def table_totals(con, spec, relation, where="", params=()) -> tuple:
+def table_totals(con, # a DuckDB connection
+                 spec, # the provider's `TableSpec`
+                 relation, # a table, or a table function such as read_parquet('x.parquet')
+                 where="", # an SQL WHERE clause narrowing the rows ("" for all)
+                 params=(), # the clause's bound parameters
+                ) -> tuple:
     "Rows and cost totals of a table or table function (a cost column it lacks totals to None)."
     have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
     sums = [f"sum({q(c)})" if c in have else "NULL" for c in spec.cost_columns]
@@ -165,7 +179,8 @@ def table_totals(con, spec, relation, where="", params=()) -> tuple:
     return n, dict(zip(spec.cost_columns, vals))
 
 # %% ../nbs/21_localdb.ipynb #acba84c0
-def file_totals(d: Delivery) -> tuple:
+def file_totals(d: Delivery, # a staged delivery (files are local paths)
+               ) -> tuple:
     "`(rows, {cost column: Decimal})` of a staged delivery, read from its files."
     import duckdb
     spec = table_spec(d.export.provider)
@@ -178,7 +193,8 @@ def file_totals(d: Delivery) -> tuple:
         finally: con.close()
 
 # %% ../nbs/21_localdb.ipynb #d4b3e328
-def duckdb_message(err) -> str:
+def duckdb_message(err, # a `duckdb.Error`
+                  ) -> str:
     "DuckDB's error on one line: what went wrong and in which file, without the row dump and the option list."
     lines = [l.strip() for l in str(err).splitlines()]
     keep = [lines[0]] if lines else []
@@ -188,12 +204,14 @@ def duckdb_message(err) -> str:
     keep += [l.replace("file = ", "in ") for l in lines if l.startswith("file = ")][:1]
     return " ".join(keep)[:500]
 
+# %% ../nbs/21_localdb.ipynb #a20ba57e
 def _explain(con, srcs, p: Plan, err) -> str:
     "Name the column, value and file behind a failed cast (a diagnostic pass, after the rollback)."
     import duckdb
     try: return _find_bad_value(con, srcs, p) or duckdb_message(err)
     except duckdb.Error: return duckdb_message(err)
 
+# %% ../nbs/21_localdb.ipynb #763d57b8
 def _find_bad_value(con, srcs, p: Plan):
     for s in srcs:
         for r, ref, t in s.columns:
@@ -204,6 +222,7 @@ def _find_bad_value(con, srcs, p: Plan):
             if bad:
                 return f"column {r!r}: value {str(bad[0][0])[:80]!r} is not a valid {dest} (in {', '.join(f.name for f in s.files)})"
 
+# %% ../nbs/21_localdb.ipynb #0b15a776
 def _gzip_problem(files) -> str:
     "The first staged gzip file that does not inflate to its own CRC-32 and length, as an error text, or ''."
     for f in files:

@@ -23,7 +23,9 @@ def parquet_path(folder, # the Parquet root, `parquet_dir`
     "Where the file of an export's billing period goes."
     return Path(folder) / export.id / f"{period}_{table_spec(export.provider).parquet_name}.parquet"
 
-def parquet_info(*paths) -> dict:
+# %% ../nbs/30_parquet.ipynb #5d268a0b
+def parquet_info(*paths, # Parquet files
+                ) -> dict:
     "{path: finops key-value metadata} of Parquet files (`{}` for a file with none or that cannot be read)."
     import duckdb
     out = {str(p): {} for p in paths}
@@ -124,7 +126,8 @@ def apply(self: Parquet, d: Delivery, status: str):
     return self.result(d, action or "overwritten", files=1, rows=rows, totals=tot, path=str(path))
 
 # %% ../nbs/30_parquet.ipynb #63857dc7
-def current(d: Delivery) -> Delivery:
+def current(d: Delivery, # a Parquet file as a destination listed it
+           ) -> Delivery:
     "The Parquet file of `d` as it is now (read again under the lock: an export may have rewritten it since `d` was listed)."
     info = parquet_info(d.files[0])[str(d.files[0])] if Path(d.files[0]).is_file() else {}
     if info.get("export_id") != d.export.id or info.get("billing_period") != d.period:

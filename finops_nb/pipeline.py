@@ -17,17 +17,26 @@ from .delivery import Result, apply_all, status
 # %% ../nbs/50_pipeline.ipynb #2507cb2b
 STEPS = ("extract", "load_local", "export_parquet", "load_remote")
 
-def config_sources(cfg, store=None) -> list:
+# %% ../nbs/50_pipeline.ipynb #10d34a9a
+def config_sources(cfg, # a `Config`
+                   store=None, # the store exports are read from (default: the one each export's settings name)
+                  ) -> list:
     "The export sources a config names (a `ConfigError` when it names none)."
     from finops_nb.aws.manifests import AwsSource
     if not cfg.get("aws.bucket"): raise ConfigError("no export configured: set [aws] bucket (config.toml, FINOPS__AWS__BUCKET or --bucket)")
     return [AwsSource(cfg, store)]
 
-def config_exports(cfg) -> list:
+# %% ../nbs/50_pipeline.ipynb #b60ad27a
+def config_exports(cfg, # a `Config`
+                  ) -> list:
     "The `Export`s a config names."
     return [s.export for s in config_sources(cfg)]
 
-def destinations(cfg, store=None, progress=None) -> list:
+# %% ../nbs/50_pipeline.ipynb #3891c358
+def destinations(cfg, # a `Config`
+                 store=None, # the store staging downloads from (default: set by the extract step)
+                 progress=None, # progress bars: True, False, None (auto)
+                ) -> list:
     "The destinations of a config, in step order."
     from finops_nb.staging import Staging
     from finops_nb.localdb import DuckDB
@@ -62,6 +71,7 @@ def check_steps(steps, # names from `STEPS`, or "a,b" text
     if bad: raise ConfigError(f"{what}: unknown step {bad[0]!r}; use any of {', '.join(STEPS)}")
     return s
 
+# %% ../nbs/50_pipeline.ipynb #c410f4d8
 class Pipeline:
     "One run of the pipeline over a window of billing periods, for every export of a config."
     def __init__(self, cfg, # a `Config`
@@ -231,7 +241,8 @@ class Reconciliation:
         by = {}
         for e, p, _, n, t in self.rows: by.setdefault((e, p), set()).add((n, tuple(sorted(t.items()))))
         return all(len(v) == 1 for v in by.values())
-    def table(self, column=None) -> tuple:
+    def table(self, column=None, # the cost column to show (default: the first)
+             ) -> tuple:
         "`(headers, rows)`: the wide form, one row per export and period (see `report.reconciliation_table`)."
         from finops_nb.report import reconciliation_table
         return reconciliation_table(self, column)
@@ -243,6 +254,7 @@ class Reconciliation:
         from finops_nb.report import reconciliation_html
         return reconciliation_html(self)
 
+# %% ../nbs/50_pipeline.ipynb #c09063e2
 def reconcile(cfg, # a `Config`
               start_date=None, end_date=None, # window; default the config's start_date/end_date
               staged=True, # also sum the staged files (reads them all)

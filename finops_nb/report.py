@@ -11,7 +11,8 @@ import html, platform
 from .core import text_table
 
 # %% ../nbs/55_report.ipynb #034b51c8
-def summary_rows(run) -> list:
+def summary_rows(run, # a `Pipeline` (or anything with its `results`)
+                ) -> list:
     "[(export id, period, delivery id, action per step…, rows)] of a run's results, newest period first."
     from finops_nb.pipeline import STEPS
     by = {}
@@ -30,7 +31,8 @@ def summary_rows(run) -> list:
 # %% ../nbs/55_report.ipynb #eaa92497
 def _one_export(run) -> bool: return len(run.exports) == 1
 
-def run_text(run) -> str:
+def run_text(run, # a `Pipeline`
+            ) -> str:
     "The run as text: heading, a table per export and period, notes, failures."
     from finops_nb.pipeline import STEPS
     one = _one_export(run)
@@ -48,7 +50,9 @@ def run_text(run) -> str:
     fails = [f"FAILED {r.period} {r.step}: {r.error}" for r in run.failures]
     return "\n".join([head, body, *notes, *fails])
 
-def run_html(run) -> str:
+# %% ../nbs/55_report.ipynb #52612bfd
+def run_html(run, # a `Pipeline`
+            ) -> str:
     "The run for Jupyter."
     return f"<pre>{html.escape(run_text(run))}</pre>"
 
@@ -77,7 +81,9 @@ def frame(results, # a step's results (dataclasses or dicts), or None for a step
     return pd.DataFrame(rows)
 
 # %% ../nbs/55_report.ipynb #abace982
-def reconciliation_table(rec, column=None) -> tuple:
+def reconciliation_table(rec, # a `Reconciliation`
+                         column=None, # the cost column to show (default: the first)
+                        ) -> tuple:
     "`(headers, rows)`: per export and period, `rows / total` of `column` (default: the first cost column) in each destination, and the match."
     dests = list(dict.fromkeys(d for _, _, d, _, _ in rec.rows))
     column = column or next((c for *_, t in rec.rows for c in t), "cost")
@@ -92,11 +98,15 @@ def reconciliation_table(rec, column=None) -> tuple:
         out.append((*k, *cells, "yes" if ok else "NO"))
     return ("export", "period", *[f"{d} rows / {column}" for d in dests], "match"), out
 
-def reconciliation_text(rec) -> str:
+# %% ../nbs/55_report.ipynb #878727fb
+def reconciliation_text(rec, # a `Reconciliation`
+                       ) -> str:
     h, rows = reconciliation_table(rec)
     return text_table(rows, h) if rows else "nothing to reconcile"
 
-def reconciliation_html(rec) -> str: return f"<pre>{html.escape(reconciliation_text(rec))}</pre>"
+# %% ../nbs/55_report.ipynb #a03cf23c
+def reconciliation_html(rec, # a `Reconciliation`
+                       ) -> str: return f"<pre>{html.escape(reconciliation_text(rec))}</pre>"
 
 # %% ../nbs/55_report.ipynb #6eaad50f
 def versions() -> dict:

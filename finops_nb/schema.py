@@ -19,13 +19,15 @@ VARCHAR, JSON = "VARCHAR", "JSON"
 META = ("export_id", "billing_period", "delivery_id")  # the loader's own columns, first in every billing table
 
 # %% ../nbs/06_schema.ipynb #5d4f3707
-def q(name: str) -> str:
+def q(name: str, # a table or column name, any text
+     ) -> str:
     "Quote an SQL identifier."
     if "\x00" in name: raise InputError(f"column name {name!r} holds a NUL byte")
     return '"' + name.replace('"', '""') + '"'
 
 # %% ../nbs/06_schema.ipynb #302231e0
-def lit(text: str) -> str:
+def lit(text: str, # any text
+       ) -> str:
     "Quote an SQL string literal."
     return "'" + str(text).replace("'", "''") + "'"
 
@@ -93,7 +95,8 @@ class TableSpec:
     def name_columns(self, raw_names) -> tuple: return name_columns(raw_names, self.normalise)
 
 # %% ../nbs/06_schema.ipynb #0c6ff917
-def table_spec(provider: str) -> TableSpec:
+def table_spec(provider: str, # "aws" (later "azure", "gcp")
+              ) -> TableSpec:
     "The `TableSpec` of a provider, from its subpackage (`finops_nb.aws.schema.CUR`, …)."
     specs = {"aws": ("finops_nb.aws.schema", "CUR")}
     if provider not in specs: raise InputError(f"provider {provider!r} is not supported; use one of {', '.join(specs)}")

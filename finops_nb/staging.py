@@ -47,6 +47,7 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
     finally:
         tmp.unlink(missing_ok=True)
 
+# %% ../nbs/20_staging.ipynb #8fbac38d
 def _is_done(dest: Path, size, etag) -> bool:
     "Is `dest` already the right file (size, and MD5 where the ETag is one)?"
     if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
@@ -75,6 +76,7 @@ def _previous_of(m: dict, export: Export) -> bool:
     return ("execution_id" in m and m.get("source") == export.source and str(m.get("manifest_key", "")).startswith(prefix)
             and m.get("cur_version") == {"cur1": "v1", "cur2": "v2"}.get(export.kind))
 
+# %% ../nbs/20_staging.ipynb #930da438
 def _read_marker(path: Path, export: Export):
     "The `Delivery` a marker describes, with its files as staged paths; None if unreadable."
     try: m = json.loads(path.read_text())

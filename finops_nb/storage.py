@@ -23,11 +23,14 @@ class Obj:
     etag: str = ""
     last_modified: datetime = None
 
-def plain_md5(etag) -> str:
+# %% ../nbs/05_storage.ipynb #31b3e3f8
+def plain_md5(etag, # an S3 ETag, quoted or not
+             ) -> str:
     "The MD5 hex digest an ETag stands for, or '' when it is not one (multipart `…-N`, empty)."
     e = (etag or "").strip('"').lower()
     return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else ""
 
+# %% ../nbs/05_storage.ipynb #20b0db54
 # Inflate in small steps, 16 KiB in and at most 64 KiB out per call: output buffers under glibc's
 # 128 KiB mmap threshold are reused from the heap instead of being mapped and faulted in anew
 # (0.24-0.25 s per 57 MB file here, against 0.40-0.41 s with MiB-sized buffers; bench/README.md).
@@ -78,20 +81,26 @@ class LocalStore:
         st = p.stat()
         return Obj(p.relative_to(self.root).as_posix(), st.st_size, "",
                    datetime.fromtimestamp(st.st_mtime, timezone.utc))
-    def list(self, prefix=""):
+    def list(self, prefix="", # a key prefix ("" for every object)
+            ):
         "Every object whose key starts with `prefix`, sorted by key."
         base = self._path(prefix.rpartition("/")[0]) if "/" in prefix else self.root
         if not base.is_dir(): return []
         objs = (self._obj(p) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".finops-"))
         return sorted((o for o in objs if o.key.startswith(prefix)), key=lambda o: o.key)
-    def head(self, key) -> Obj:
+    def head(self, key, # an object key
+            ) -> Obj:
         p = self._path(key)
         if not p.is_file(): raise InputError(f"{self.name}/{key}: listed in the manifest but not found")
         return self._obj(p)
-    def read(self, key) -> bytes:
+    def read(self, key, # an object key
+            ) -> bytes:
         self.head(key)
         return self._path(key).read_bytes()
-    def download(self, key, dest, on_bytes=None):
+    def download(self, key, # an object key
+                 dest, # the file to write
+                 on_bytes=None, # called with each number of bytes written, for progress
+                ):
         "Copy the object to `dest`, calling `on_bytes(n)` as bytes arrive."
         self.head(key)
         with open(self._path(key), "rb") as src, open(dest, "wb") as out:
@@ -102,7 +111,8 @@ class LocalStore:
 # %% ../nbs/05_storage.ipynb #3582122f
 TRANSFER = dict(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=8)  # boto3 TransferConfig
 
-def s3_client(cfg):
+def s3_client(cfg, # a `Config`
+             ):
     "A boto3 S3 client for the `[aws]` settings of `cfg`."
     import boto3  # here, not at the top: a command that reads no bucket does not pay for boto3
     from botocore.config import Config as BotoConfig
@@ -117,6 +127,7 @@ def s3_client(cfg):
                           config=BotoConfig(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=64,
                                             connect_timeout=10, read_timeout=120))
 
+# %% ../nbs/05_storage.ipynb #50300d82
 def _s3_error(e, bucket, key=""):
     "A botocore error as a FinopsError that names the bucket and key."
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -149,27 +160,34 @@ class S3Store:
     "An S3 bucket through boto3."
     def __init__(self, client, bucket):
         self.client, self.bucket, self.name = client, bucket, f"s3://{bucket}"
-    def list(self, prefix=""):
+    def list(self, prefix="", # a key prefix ("" for every object)
+            ):
         "Every object whose key starts with `prefix` (all pages), sorted by key."
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             return sorted((Obj(o["Key"], o["Size"], o.get("ETag", "").strip('"'), o.get("LastModified"))
                            for p in pages for o in p.get("Contents", [])), key=lambda o: o.key)
         except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, prefix) from None
-    def head(self, key) -> Obj:
+    def head(self, key, # an object key
+            ) -> Obj:
         try: r = self.client.head_object(Bucket=self.bucket, Key=key)
         except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
         return Obj(key, r["ContentLength"], r.get("ETag", "").strip('"'), r.get("LastModified"))
-    def read(self, key) -> bytes:
+    def read(self, key, # an object key
+            ) -> bytes:
         try: return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
-    def download(self, key, dest, on_bytes=None):
+    def download(self, key, # an object key
+                 dest, # the file to write
+                 on_bytes=None, # called with each number of bytes written, for progress
+                ):
         "Download the object to `dest` (multipart for large objects), calling `on_bytes(n)` as bytes arrive."
         try: self.client.download_file(self.bucket, key, str(dest), Config=_transfer(), Callback=on_bytes)
         except _BOTO_ERRORS() as e: raise _s3_error(e, self.bucket, key) from None
 
 # %% ../nbs/05_storage.ipynb #35dbca25
-def open_store(cfg):
+def open_store(cfg, # a `Config`
+              ):
     "The store named by `[aws] bucket`: `file:///path` is a local folder, anything else an S3 bucket."
     bucket = cfg.get("aws.bucket")
     if not bucket: raise ConfigError("[aws] bucket is not set (config.toml, FINOPS__AWS__BUCKET or --bucket)")

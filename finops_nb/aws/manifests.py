@@ -19,6 +19,7 @@ from ..storage import Obj, open_store
 # %% ../../nbs/10_aws_manifests.ipynb #0e45d46e
 FORMATS = (".csv.gz", ".csv.zip", ".csv", ".parquet")
 
+# %% ../../nbs/10_aws_manifests.ipynb #ca428ceb
 @dataclass
 class Manifest:
     "One delivery of one billing period, as its manifest describes it."
@@ -37,13 +38,16 @@ class Manifest:
     def bytes(self) -> int: return sum(o.size for o in self.listed.values())
     @property
     def name(self) -> str: return posixpath.basename(self.key)
-    def delivery(self, export: Export) -> Delivery:
+    def delivery(self, export: Export, # the export the manifest belongs to
+                ) -> Delivery:
         "The delivery this manifest describes, as staging takes it."
         return Delivery(export, self.period, self.execution_id, list(self.files), self.format, list(self.columns),
                         meta={"manifest_key": self.key, "manifest": self.name, "cur_version": self.cur_version},
                         listed=dict(self.listed), sidecar={self.name: self.raw})
 
-def file_format(key) -> str:
+# %% ../../nbs/10_aws_manifests.ipynb #03d3468b
+def file_format(key, # an object key or file name
+               ) -> str:
     "The data format of a key by its extension (`x.snappy.parquet` → `parquet`), or ''."
     k = key.lower()
     return next((f[1:] for f in FORMATS if k.endswith(f)), "")
@@ -110,14 +114,20 @@ def parse_manifest(obj: Obj, # the manifest object (key, etag, time)
                     {k: listing[k] for k in files if k in (listing or {})}, data)
 
 # %% ../../nbs/10_aws_manifests.ipynb #5b1236c8
-def export_base(prefix, name) -> str:
+def export_base(prefix, # [aws] prefix (may be empty)
+                name, # the export's name
+               ) -> str:
     "The export's folder in the bucket: `prefix/name/` (no leading slash; prefix may be empty)."
     return "/".join(p.strip("/") for p in (prefix or "", name) if p and p.strip("/")) + "/"
 
 # %% ../../nbs/10_aws_manifests.ipynb #39d06de3
 def _age(o): return (o.last_modified.timestamp() if o.last_modified else 0, o.key)
 
-def find_manifest_objs(objs, base, name, cur_version) -> dict:
+def find_manifest_objs(objs, # a listing of the export's folder: `Obj`s
+                       base, # the export's folder, "prefix/name/"
+                       name, # the export's name
+                       cur_version, # "v1" or "v2"
+                      ) -> dict:
     "From a listing, `{period: manifest Obj}` of the manifests that count."
     found = {}
     for o in objs:
@@ -195,7 +205,8 @@ def discover(store, # a LocalStore or S3Store
     return Discovery(export, manifests, problems, base)
 
 # %% ../../nbs/10_aws_manifests.ipynb #72c20e4d
-def aws_export(cfg) -> Export:
+def aws_export(cfg, # a `Config`
+              ) -> Export:
     "The `Export` that the `[aws]` settings of a `Config` name."
     bucket = cfg.get("aws.bucket")
     if not bucket: raise ConfigError("[aws] bucket is not set (config.toml, FINOPS__AWS__BUCKET or --bucket)")
@@ -213,7 +224,8 @@ class AwsSource:
     def store(self):
         if self._store is None: self._store = open_store(self.cfg)
         return self._store
-    def discover(self, start_date=None, end_date=None) -> Discovery:
+    def discover(self, start_date=None, end_date=None, # window; default the config's start_date/end_date
+                ) -> Discovery:
         "The current delivery of every period in the window (default: the config's)."
         return discover(self.store, self.export, *self.cfg.window(start_date, end_date))
 

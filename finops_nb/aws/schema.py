@@ -10,7 +10,8 @@ import hashlib, re
 from ..schema import DECIMAL, JSON, TIMESTAMP, VARCHAR, TableSpec
 
 # %% ../../nbs/11_aws_schema.ipynb #ff0e6e2f
-def normalise(name: str) -> str:
+def normalise(name: str, # a column name as the file or manifest writes it
+             ) -> str:
     "AWS Athena's column-name rule: `identity/LineItemId` → `identity_line_item_id`."
     n = re.sub(r"([A-Z])", r"_\1", name).lower()
     n = re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", n)).strip("_")
@@ -42,6 +43,7 @@ line_item_usage_start_date line_item_usage_end_date""".split())
 MAP_COLUMNS = frozenset("product resource_tags cost_category discount tags".split())
 COST_COLUMNS = ("line_item_unblended_cost", "line_item_net_unblended_cost", "line_item_blended_cost")
 
+# %% ../../nbs/11_aws_schema.ipynb #9467f1cc
 def column_type(name, # normalised column name
                 hint="", # manifest type (BigDecimal, double, DateTime, timestamp, map, String…) or Parquet type
                ) -> str:
