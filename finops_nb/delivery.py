@@ -156,17 +156,19 @@ def apply_all(dest: Destination, # where the deliveries go
         out += [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0) for d in ds if d not in todo]
         if not todo: continue
         with dest.lock(export):
-            notes = dest.begin(export) or []
-            held = dest.held(export)  # again, under the lock: another run may have finished meanwhile
-            done = [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0)
-                    for d in todo if not overwrite and dest.current(d, held)]
-            todo = [d for d in todo if overwrite or not dest.current(d, held)]
-            for d in _bar(todo, f"{dest.label} {export.name}", progress):
-                t0 = time.time()
-                try: r = dest.apply(d, status(d, held))
-                except FinopsError as e: r = dest.result(d, "failed", files=len(d.files), error=e)
-                r.seconds = round(time.time() - t0, 2)
-                done.append(r)
+            try:
+                notes = dest.begin(export) or []
+                held = dest.held(export)  # again, under the lock: another run may have finished meanwhile
+                done = [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0)
+                        for d in todo if not overwrite and dest.current(d, held)]
+                todo = [d for d in todo if overwrite or not dest.current(d, held)]
+                for d in _bar(todo, f"{dest.label} {export.name}", progress):
+                    t0 = time.time()
+                    try: r = dest.apply(d, status(d, held))
+                    except FinopsError as e: r = dest.result(d, "failed", files=len(d.files), error=e)
+                    r.seconds = round(time.time() - t0, 2)
+                    done.append(r)
+            finally: dest.close()  # a connection kept for the periods of one export is let go with the lock
             if notes and done: done[0].notes[:0] = notes  # what `begin` did (a migration) is told with the first result
             out += done
     return sorted(out, key=lambda r: (r.export_id, r.period))

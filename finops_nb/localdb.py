@@ -342,7 +342,7 @@ def migrate(con, # a write connection, not in a transaction
 class DuckDB(Destination):
     "The DuckDB database: every provider's table and the load log."
     label, step, verb = "duckdb", "load_local", "load"
-    def __init__(self, cfg): self.cfg, self.path = cfg, Path(cfg["database.duckdb.database_path"])
+    def __init__(self, cfg): self.cfg, self.path, self._con = cfg, Path(cfg["database.duckdb.database_path"]), None
     def lock(self, export: Export):
         "The database's lock, and the export's staging lock: no extraction removes a delivery while it is loaded."
         from contextlib import ExitStack
@@ -352,11 +352,20 @@ class DuckDB(Destination):
         stack.enter_context(Staging(self.cfg["staging_dir"]).lock(export))
         return stack
     def _read(self, f):
-        "`f(con)` on a read-only connection; None when there is no database yet."
+        "`f(con)` on a read-only connection (or the write connection a run holds); None when there is no database yet."
+        if self._con is not None: return f(self._con)
         if not self.path.is_file(): return None
         con = connect(self.cfg, read_only=True)
         try: return f(con)
         finally: con.close()
+    def _write(self):
+        "The write connection, opened once for the periods a run loads under the lock (`close` lets it go)."
+        if self._con is None: self._con = connect(self.cfg)
+        return self._con
+    def close(self):
+        if self._con is not None:
+            try: self._con.close()
+            finally: self._con = None
 
 # %% ../nbs/21_localdb.ipynb #8c1005d5
 @patch
@@ -396,17 +405,13 @@ def begin(self: DuckDB, export: Export):
     "Migrate a database written before export ids (see `migrate`)."
     if not self.path.is_file(): return []
     from finops_nb.staging import staged_ids
-    con = connect(self.cfg)
-    try: return migrate(con, export, str(self.path), staged_ids(self.cfg["staging_dir"], export))
-    finally: con.close()
+    return migrate(self._write(), export, str(self.path), staged_ids(self.cfg["staging_dir"], export))
 
 # %% ../nbs/21_localdb.ipynb #8a25e5f3
 @patch
 def apply(self: DuckDB, d: Delivery, status: str):
     "Load one staged delivery, replacing its export's period."
-    con = connect(self.cfg)
-    try: rows, tot, notes = load_delivery(con, d)
-    finally: con.close()
+    rows, tot, notes = load_delivery(self._write(), d)
     return self.result(d, "loaded" if status == "new" else "replaced", files=len(d.files), rows=rows, totals=tot, notes=notes)
 
 # %% ../nbs/21_localdb.ipynb #696ba035

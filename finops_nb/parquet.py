@@ -82,6 +82,11 @@ class Parquet(Destination):
     def __init__(self, cfg, output_dir=None, overwrite=False):
         self.cfg, self.root, self.overwrite = cfg, Path(output_dir or cfg["parquet_dir"]), overwrite
     def lock(self, export: Export): return exclusive(database_lock(self.cfg), "the DuckDB database and its exports")
+    def close(self):
+        "Let go of the read-only DuckDB connection an export run kept."
+        if getattr(self, "_con", None) is not None:
+            try: self._con.close()
+            finally: self._con = None
     def deliveries(self, export: Export, start_date=None, end_date=None) -> list:
         "The file of each period of `export` in the window whose metadata names it (by export id and period)."
         folder = self.root / export.id
@@ -118,11 +123,9 @@ def apply(self: Parquet, d: Delivery, status: str):
               else f"re-exported (stale: was {info['delivery_id']})" if info.get("delivery_id") else None)
     if action is None and not self.overwrite:
         return self.result(d, "skipped", path=str(path), notes=[f"{path}: no finops metadata; use --overwrite to replace it"])
-    con = connect(self.cfg, read_only=True)
-    try:
-        try: rows, tot = export_period(con, d, path)
-        except OSError as e: raise InputError(f"{path}: {e}") from None
-    finally: con.close()
+    if getattr(self, "_con", None) is None: self._con = connect(self.cfg, read_only=True)  # one for the periods of a run
+    try: rows, tot = export_period(self._con, d, path)
+    except OSError as e: raise InputError(f"{path}: {e}") from None
     return self.result(d, action or "overwritten", files=1, rows=rows, totals=tot, path=str(path))
 
 # %% ../nbs/30_parquet.ipynb #63857dc7
