@@ -55,7 +55,7 @@ def py(code: str, *args, env=None, check=True) -> dict:
 def finops_env(bucket, staging, parquet, db, memory_limit=None, threads=None) -> dict:
     "Environment for the `finops` CLI: the process's environment without FINOPS_*, plus these settings."
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS")}
-    env.update({"FINOPS__AWS__BUCKET": f"file://{bucket}", "FINOPS__AWS__PREFIX": "cur",
+    env.update({"FINOPS__AWS__BUCKET": f"file://{Path(bucket).resolve()}", "FINOPS__AWS__PREFIX": "cur",
                 "FINOPS__AWS__EXPORT_NAME": "bench-cur", "FINOPS__AWS__CUR_VERSION": "v1",
                 "FINOPS__STAGING_DIR": str(staging), "FINOPS__PARQUET_DIR": str(parquet),
                 "FINOPS__DATABASE__DUCKDB__DATABASE_PATH": str(db)})
@@ -70,7 +70,7 @@ def finops_env(bucket, staging, parquet, db, memory_limit=None, threads=None) ->
 def config(bucket, staging, parquet, db, memory_limit=None, threads=None):
     "The same settings as a finops_nb `Config` (for use inside the benchmark process)."
     from finops_nb.config import load_config
-    o = {"aws.bucket": f"file://{bucket}", "aws.prefix": "cur", "aws.export_name": "bench-cur", "aws.cur_version": "v1",
+    o = {"aws.bucket": f"file://{Path(bucket).resolve()}", "aws.prefix": "cur", "aws.export_name": "bench-cur", "aws.cur_version": "v1",
          "staging_dir": str(staging), "parquet_dir": str(parquet), "database.duckdb.database_path": str(db)}
     if memory_limit:
         o["database.duckdb.memory_limit"] = memory_limit
@@ -85,7 +85,7 @@ def config_toml(path: Path, bucket, staging, parquet, db, memory_limit=None) -> 
              "[database.duckdb]", 'database_path = "%s"' % db]
     if memory_limit:
         lines.append('memory_limit = "%s"' % memory_limit)
-    lines += ["", "[aws]", 'bucket = "file://%s"' % bucket, 'prefix = "cur"', 'export_name = "bench-cur"', 'cur_version = "v1"']
+    lines += ["", "[aws]", 'bucket = "file://%s"' % Path(bucket).resolve(), 'prefix = "cur"', 'export_name = "bench-cur"', 'cur_version = "v1"']
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -95,17 +95,35 @@ def load_expected(data: Path) -> dict:
     return exp
 
 
+def export_id(bucket) -> str:
+    "The export id finops_nb gives the benchmark's export (`[aws] bucket = file://<bucket>`, prefix cur, bench-cur, v1)."
+    sys.path.insert(0, str(REPO))
+    from finops_nb.aws.manifests import aws_export
+    return aws_export(config(bucket, "/unused", "/unused", "/unused")).id
+
+
+def staged_folder(staging: Path, bucket, period: str, delivery_id: str) -> Path:
+    "Where finops_nb stages a delivery: {staging_dir}/{export_id}/{period}/{delivery_id}/."
+    return Path(staging) / export_id(bucket) / period / delivery_id
+
+
+def parquet_file(parquet: Path, bucket, period: str) -> Path:
+    "Where finops_nb writes a period's Parquet file: {parquet_dir}/{export_id}/{period}_aws_billing.parquet."
+    return Path(parquet) / export_id(bucket) / f"{period}_aws_billing.parquet"
+
+
 def prepare_staging(data: Path, staging: Path) -> list:
     """Stage the month once with finops_nb's own extract from the local mirror (not timed); returns the
     staged csv.gz files. Re-running it downloads nothing when the staging is already there."""
     sys.path.insert(0, str(REPO))
-    from finops_nb.extract import extract_billing
+    from finops_nb.pipeline import extract_billing
     exp = load_expected(data)
     cfg = config(data, staging, staging.parent / "unused-parquet", staging.parent / "unused.duckdb")
-    staged, found = extract_billing(cfg, progress=False)
-    if found.problems or len(staged) != 1 or staged[0].error:
-        raise SystemExit(f"staging failed: {staged} {found.problems}")
-    folder = Path(staged[0].folder)
+    res = extract_billing(cfg, progress=False)
+    staged = [r for r in res if r.step == "extract"]
+    if any(r.failed for r in res) or len(staged) != 1 or staged[0].delivery_id != exp["assembly_id"]:
+        raise SystemExit(f"staging failed: {res}")
+    folder = staged_folder(staging, data, staged[0].period, staged[0].delivery_id)
     files = [folder / Path(k).name for k in exp["data_keys"]]
     for k, f in zip(exp["data_keys"], files):
         if f.stat().st_size != exp["files"][k]["bytes"]:

@@ -1,16 +1,24 @@
 """Child process of bench_load.py --profile: one finops_nb load with a clock on every SQL statement.
 
-    python bench/_profile_load.py STAGING DB MEMORY_LIMIT|none VARIANT
+    python bench/_profile_load.py BUCKET STAGING DB MEMORY_LIMIT|none VARIANT
 
-VARIANT (each patched inside this process only; no finops_nb file is changed):
-  as-is        finops_nb's load_billing_local unchanged, statements timed
-  no-recheck   `source_totals` (the second read of the staged files) replaced by the table's own totals,
-               i.e. what the load costs without the reconciliation's second read
+BUCKET is the month's mirror folder (gen_month.py's --out): the export id, and so the staging folder
+{STAGING}/{export_id}/, follow from it. VARIANT (each patched inside this process only; no finops_nb file is changed):
+  as-is          finops_nb's load_billing_local unchanged, statements timed
+  no-recheck     `source_totals` (the second read of the staged files) replaced by the table's own totals,
+                 i.e. what the load costs without the reconciliation's second read
   no-gzip-check  the gzip content check beside the insert (`_gzip_problem`) skipped, i.e. what that check costs
-  one-pass     the suggested single-pass check: the INSERT's cost casts wrapped in
-               CASE WHEN CAST(x AS DECIMAL(38,24)) = CAST(x AS DECIMAL(38,18)) ... ELSE error(...) END
-               (a value that DECIMAL(38,18) cannot hold exactly fails the INSERT), the source row count taken
-               from the INSERT's own result, and no second read
+  one-pass       the suggested single-pass check: the INSERT's cost casts wrapped in
+                 CASE WHEN CAST(x AS DECIMAL(38,24)) = CAST(x AS DECIMAL(38,18)) ... ELSE error(...) END
+                 (a value that DECIMAL(38,18) cannot hold exactly fails the INSERT), the source row count taken
+                 from the INSERT's own result, and no second read
+  nullif-cast    text cast as before commit d1fe017: CAST(NULLIF(x, '') AS T) instead of
+                 CAST(CASE WHEN x IN ('', 'None', 'null', 'NULL', 'NaN', 'nan') THEN NULL ELSE x END AS T),
+                 in the INSERT and in the second read (`localdb.cast_expr`)
+  no-null-count  the second read without the per-column null-spelling counters (`localdb.null_spelling` -> 0)
+  old-nulls      nullif-cast and no-null-count together: the load's SQL as before d1fe017
+  one-connection every delivery loaded on one DuckDB connection, closed once at the end, as before d1fe017
+                 (since d1fe017 `DuckDB.apply` opens and closes a connection per delivery; matters for many small periods)
 Prints one JSON object on stdout.
 """
 
@@ -28,7 +36,7 @@ import finops_nb.localdb as L  # noqa: E402
 from finops_nb import schema as S  # noqa: E402
 from _common import config  # noqa: E402
 
-staging, db, mem, variant = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+bucket, staging, db, mem, variant = sys.argv[1:6]
 mem = None if mem == "none" else mem
 clocks = []
 
@@ -79,32 +87,38 @@ L.connect = lambda cfg, read_only=False: (Timed(_connect(cfg, read_only)) if not
 
 current = {}
 _load_delivery = L.load_delivery
+SPEC = S.table_spec("aws")
 
 
 def load_delivery(con, delivery):
-    current["period"] = delivery["period"]
+    current["delivery"] = delivery
+    current["inserted"] = 0
     return _load_delivery(con, delivery)
 
 
 L.load_delivery = load_delivery
-# the reconciliation's read of the staged files (named `_source_totals` before commit bdeb27c)
-SOURCE_TOTALS = "source_totals" if hasattr(L, "source_totals") else "_source_totals"
 
 
-def table_totals(con, period):
-    "The table's own rows and totals of `period` (`totals` since commit a388dc7, `_table_totals` before)."
-    if hasattr(L, "totals"): return L.totals(con, L.TABLE, "WHERE billing_period = ?", [period])
-    return L._table_totals(con, period)
+def own_totals(con):
+    "The table's own rows and totals of the delivery being loaded."
+    d = current["delivery"]
+    return L.table_totals(con, SPEC, SPEC.table, "WHERE export_id = ? AND billing_period = ?", [d.export.id, d.period])
 
 
+_cast = _new_cast = L.cast_expr
+if variant in ("nullif-cast", "old-nulls"):
+    def old_cast(src, src_type, dest_type):
+        if src_type.upper() == "VARCHAR" and dest_type != S.VARCHAR:
+            return f"CAST(NULLIF({src}, '') AS {dest_type})"
+        return _new_cast(src, src_type, dest_type)
+    L.cast_expr = _cast = old_cast
+if variant in ("no-null-count", "old-nulls"):
+    L.null_spelling = lambda src, src_type: "0"  # source_totals leaves out the columns whose counter is "0"
 if variant == "no-recheck":
-    setattr(L, SOURCE_TOTALS, lambda con, srcs, p: table_totals(con, current["period"]))
+    L.source_totals = lambda con, spec, srcs, p: (*own_totals(con), {})
 elif variant == "no-gzip-check":
     L._gzip_problem = lambda files: ""
 elif variant == "one-pass":
-    inserted = {}
-    _cast = L.cast_expr
-
     def cast_expr(src, src_type, dest_type):
         e = _cast(src, src_type, dest_type)
         if dest_type == S.DECIMAL and src_type.upper() == "VARCHAR":
@@ -118,19 +132,37 @@ elif variant == "one-pass":
         def execute(self, sql, *a, **kw):
             r = Timed.execute(self, sql, *a, **kw)
             if sql.lstrip().upper().startswith("INSERT INTO AWS_BILLING_DATA"):
-                inserted["rows"] = inserted.get("rows", 0) + r.fetchall()[0][0]
+                current["inserted"] += r.fetchall()[0][0]
             return r
     L.connect = lambda cfg, read_only=False: (Counting(_connect(cfg, read_only)) if not read_only else _connect(cfg, read_only))
 
-    def source_totals(con, srcs, p):
+    def source_totals(con, spec, srcs, p):
         # one pass: the row count comes from the INSERT; each value was checked exact by the cast above, so the
-        # files' exact totals equal the table's totals (the table side of the reconciliation is still computed)
-        return inserted["rows"], table_totals(con, current["period"])[1]
-    setattr(L, SOURCE_TOTALS, source_totals)
+        # files' exact totals equal the table's totals (the table side of the reconciliation is still computed);
+        # the null-spelling counts of the second read are not made
+        return current["inserted"], own_totals(con)[1], {}
+    L.source_totals = source_totals
 
-cfg = config("/nonexistent", staging, Path(db).parent / "pq", db, mem)
+elif variant == "one-connection":
+    shared = {}
+
+    class Kept(Timed):
+        def close(self): pass  # closed once, after the last delivery
+    _timed_connect = L.connect
+
+    def one_connection(cfg, read_only=False):
+        if "con" not in shared:
+            if read_only:
+                return _timed_connect(cfg, read_only)
+            shared["con"] = Kept(_timed_connect(cfg, False)._con)
+        return shared["con"]
+    L.connect = one_connection
+
+cfg = config(bucket, staging, Path(db).parent / "pq", db, mem)
 t = time.perf_counter()
 res = L.load_billing_local(cfg, progress=False)
+if variant == "one-connection" and "con" in shared:
+    Timed.close(shared.pop("con"))
 total = time.perf_counter() - t
 by, peak = {}, {}
 for k, s, h in clocks:
@@ -140,5 +172,6 @@ con = duckdb.connect(db, read_only=True)
 n, unb, bl = con.execute("SELECT count(*), sum(line_item_unblended_cost), sum(line_item_blended_cost) FROM aws_billing_data").fetchall()[0]
 con.close()
 print(json.dumps({"variant": variant, "memory_limit": mem, "total": total, "steps": by, "peak_rss_mib_after": peak,
-                  "actions": [r.action for r in res], "errors": [r.error for r in res if r.error],
+                  "actions": [r.action for r in res], "errors": [str(r.error) for r in res if r.error],
+                  "notes": [n for r in res for n in r.notes],
                   "rows": n, "unblended": str(unb), "blended": str(bl)}))

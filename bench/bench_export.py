@@ -1,15 +1,17 @@
 """Parquet export benchmark: raw DuckDB `COPY (SELECT * FROM aws_billing_data) TO 'x.parquet' (FORMAT parquet,
 COMPRESSION snappy)` against `finops aws export-parquet`, each in a fresh process, from the same database.
 
-    .venv/bin/python bench/bench_export.py               # ~8 min (6 of them: the memory_limit 1GB pair)
+    .venv/bin/python bench/bench_export.py               # ~6 min (3 of them: the raw COPY at memory_limit 1GB)
 
 The database is the 1M-row month loaded by `finops aws load-billing-local` (memory_limit 1GB; done once,
-not timed, reused while it holds the staged delivery). For each `--memory-limits` setting (`none` =
-DuckDB's default, 80 % of RAM; the raw COPY gets the same setting), alternated pairs (3 by default, 1 at 1GB). Each
+not timed, reused while it holds the staged delivery; a database of the layout before commit d1fe017 is loaded
+afresh). For each `--memory-limits` setting (`none` = no setting: DuckDB's default, 80 % of RAM, for the raw
+COPY, finops_nb's own default, 1GB, for finops), alternated pairs (3 by default, 1 at 1GB). Each
 finops file is checked: rows and the exact sums equal expected.json, money is DECIMAL(38,18) in the
-Parquet schema, the execution id is in the key-value metadata and no temporary file is left. Then CLI
+Parquet schema, the export id and delivery id are in the key-value metadata and no temporary file is left. Then CLI
 re-runs with nothing new. Last, profiled exports (bench/_profile_export.py: seconds of each SQL statement
-of `export_period`, as is and with `ROW_GROUP_SIZE_BYTES '128MB'` patched into its COPY in that process).
+of `export_period`; variants patched in that process are listed in bench/_profile_export.py). The file is
+{parquet_dir}/{export_id}/{period}_aws_billing.parquet.
 Results: bench/.data/results/export-<UTC time>.json.
 """
 
@@ -23,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import (DATA, FINOPS, HERE, PY, finops_env, finops_version, fresh_dir, load_expected, machine,  # noqa: E402
-                     med, prepare_staging, py, run, save, span)
+from _common import (DATA, FINOPS, HERE, PY, drop_db, export_id, finops_env, finops_version, fresh_dir,  # noqa: E402
+                     load_expected, machine, med, parquet_file, prepare_staging, py, run, save, span)
 
 RAW_COPY = r"""
 import sys, duckdb
@@ -44,6 +46,13 @@ def ensure_loaded(data: Path, work: Path, exp: dict) -> tuple:
     prepare_staging(data, staging)
     db = work / "export" / "finops.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
+    if db.is_file():  # a database of the previous layout (no export_id) is loaded afresh, not migrated
+        con = duckdb.connect(str(db), read_only=True)
+        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'aws_billing_data'").fetchall()}
+        con.close()
+        if "export_id" not in cols:
+            drop_db(db)
     env = finops_env(data, staging, work / "export" / "parquet", db, "1GB")
     r = run([FINOPS, "aws", "load-billing-local"], env=env)
     con = duckdb.connect(str(db), read_only=True)
@@ -72,7 +81,8 @@ def check_parquet(path: Path, exp: dict, finops: bool) -> dict:
         problems.append(f"sums {u} {b}")
     if str(schema.field("line_item_unblended_cost").type) != "decimal128(38, 18)":
         problems.append(f"line_item_unblended_cost is {schema.field('line_item_unblended_cost').type}")
-    if finops and kv.get("finops_execution_id") != exp["assembly_id"]:
+    if finops and (kv.get("finops_delivery_id") != exp["assembly_id"] or kv.get("finops_export_id") != exp["export_id"]
+                   or kv.get("finops_billing_period") != exp["period"]):
         problems.append(f"metadata {kv}")
     if finops and any(p.name.endswith(".tmp") for p in path.parent.iterdir()):
         problems.append("temporary file left")
@@ -88,13 +98,16 @@ def main(argv=None):
     ap.add_argument("--work", default=str(DATA / "work"))
     ap.add_argument("--reruns", type=int, default=3)
     ap.add_argument("--memory-limits", default="none:3,1GB:1",
-                    help="LIMIT:REPEATS,... (none = DuckDB's default; at 1GB both sides take ~3 min per run)")
-    ap.add_argument("--profile", default="none:as-is,none:rg-bytes,1GB:rg-bytes",
-                    help="LIMIT:VARIANT,... profiled exports (see bench/_profile_export.py; '' to skip)")
+                    help="LIMIT:REPEATS,... (none = no setting: DuckDB's default for the raw COPY, finops_nb's own default, "
+                         "1GB since commit 8475e37, for finops; at 1GB the raw COPY takes ~3 min per run)")
+    ap.add_argument("--profile", default="none:as-is,1GB:as-is",
+                    help="LIMIT:VARIANT,... profiled exports (see bench/_profile_export.py; '' to skip; none = no setting, "
+                         "i.e. finops_nb's default 1GB; default-rg takes ~3 min there)")
     a = ap.parse_args(argv)
     data = Path(a.data)
     work = Path(a.work) / data.name
     exp = load_expected(data)
+    exp["export_id"] = export_id(data)
     print(f"machine: {machine()}\nfinops_nb: commit {finops_version()}")
     report = {"machine": machine(), "finops_nb": finops_version(), "rows": exp["rows"]}
     db, staging = ensure_loaded(data, work, exp)
@@ -108,9 +121,9 @@ def main(argv=None):
             raw_dir = fresh_dir(out_dir / "raw-parquet")
             x = py(RAW_COPY, db, raw_dir / "x.parquet", mem)
             raw_facts = check_parquet(raw_dir / "x.parquet", exp, False)
-            fin_dir = fresh_dir(out_dir / "parquet")
+            fresh_dir(out_dir / "parquet")
             y = run([FINOPS, "aws", "export-parquet"], env=env)
-            facts = check_parquet(fin_dir / f"{exp['period']}_aws_billing.parquet", exp, True)
+            facts = check_parquet(parquet_file(out_dir / "parquet", data, exp["period"]), exp, True)
             res["raw"].append(x["secs"]), res["raw_rss"].append(x["rss_mib"])
             res["finops"].append(y["secs"]), res["finops_rss"].append(y["rss_mib"])
             print(f"  memory_limit {mem:>4s} run {r}: raw COPY {x['secs']:6.2f} s {x['rss_mib']:6.0f} MiB "
@@ -132,12 +145,12 @@ def main(argv=None):
     for spec in [x.strip() for x in a.profile.split(",") if x.strip()]:
         mem, _, variant = spec.partition(":")
         pdir = fresh_dir(out_dir / "profile-parquet")
-        p = run([PY, str(HERE / "_profile_export.py"), db, pdir, mem, variant or "as-is"])
+        p = run([PY, str(HERE / "_profile_export.py"), data, db, pdir, mem, variant or "as-is"])
         d = json.loads(p["out"].strip().splitlines()[-1])
         d["process_secs"], d["process_rss_mib"] = p["secs"], p["rss_mib"]
         if d["errors"] or d["actions"] != ["exported"]:
             raise SystemExit(f"profile {spec}: {d}")
-        d["file"] = check_parquet(pdir / f"{exp['period']}_aws_billing.parquet", exp, True)
+        d["file"] = check_parquet(parquet_file(pdir, data, exp["period"]), exp, True)
         report["profile"][spec] = d
         print(f"  profile memory_limit {mem:>4s} {variant:<8s}: process {p['secs']:.2f} s {p['rss_mib']:.0f} MiB; export_parquet "
               f"{d['total']:.2f} s = " + " + ".join(f"{k.split(':')[0].split(' (')[0]} {v:.2f}" for k, v in d["steps"].items())

@@ -14,10 +14,10 @@ One run of this script:
 2. for each scenario, alternates ``--repeats`` times, each in a fresh temporary folder:
    (a)  baseline: ``boto3 client.download_file(bucket, key, path)`` in a plain sequential loop,
         default ``TransferConfig``, over the 4 data files and the manifest (keys known up front);
-   (a') the same loop with finops_nb's ``TransferConfig`` (``finops_nb.storage.TRANSFER``), which
+   (a') the same loop with finops_nb's ``TransferConfig`` (``finops_nb.storage.TRANSFER``, its kwargs), which
         separates the effect of the transfer settings from that of fetching files at once;
-   (b)  ``finops_nb.extract.extract_billing`` (config, listing, manifest, downloads, checks, marker:
-        everything an ``extract-billing`` run does);
+   (b)  ``finops_nb.pipeline.extract_billing`` (config, listing, manifest, downloads, checks, marker:
+        everything an ``extract-billing`` run does), staging to ``{staging}/{export_id}/{period}/{delivery_id}/``;
    (b') informational: the same with ``finops_nb.storage.TRANSFER`` replaced, in this process only,
         by ``--try-transfer`` (a candidate setting; finops_nb's files are not changed);
    then (c) ``extract_billing`` again on the last staging folder: nothing new, must download nothing;
@@ -64,10 +64,12 @@ apply_offline_env()  # dummy credentials, no metadata probes, before any client 
 import boto3  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 
-import finops_nb.extract as fx  # noqa: E402
+import finops_nb.aws.manifests as fm  # noqa: E402
+import finops_nb.staging as fst  # noqa: E402
 import finops_nb.storage as fs  # noqa: E402
+from finops_nb.aws.manifests import aws_export  # noqa: E402
 from finops_nb.config import load_config  # noqa: E402
-from finops_nb.extract import extract_billing  # noqa: E402
+from finops_nb.pipeline import extract_billing  # noqa: E402
 
 MiB = 1 << 20
 BUCKET_MULTIPART = "finops-bench"
@@ -125,7 +127,9 @@ def finops_version() -> str:
     return f"{head}{' + uncommitted changes in finops_nb/' if dirty else ''}"
 
 
-def transfer_text(t: TransferConfig) -> str:
+def transfer_text(t) -> str:
+    "A TransferConfig, or the kwargs of one (finops_nb.storage.TRANSFER), as text."
+    t = TransferConfig(**t) if isinstance(t, dict) else t
     return (f"threshold {t.multipart_threshold // MiB} MiB, chunk {t.multipart_chunksize // MiB} MiB, "
             f"max_concurrency {t.max_concurrency}")
 
@@ -169,8 +173,8 @@ class Bench:
         self.source_md5[self.top_manifest] = md5_of(self.data / self.top_manifest)
         self.tmp_root = Path(tempfile.mkdtemp(prefix="finops-bench-extract-"))
         t, c, n = (int(x) for x in args.try_transfer.split(",")) if args.try_transfer else (0, 0, 0)
-        self.try_transfer = TransferConfig(multipart_threshold=t * MiB, multipart_chunksize=c * MiB,
-                                           max_concurrency=n) if args.try_transfer else None
+        self.try_transfer = dict(multipart_threshold=t * MiB, multipart_chunksize=c * MiB,
+                                 max_concurrency=n) if args.try_transfer else None  # kwargs, as finops_nb.storage.TRANSFER
 
     # ---- setup ---------------------------------------------------------------------------------------
     def client(self, url):
@@ -191,7 +195,7 @@ class Bench:
     # ---- the measured runs -----------------------------------------------------------------------------
     def run_sequential(self, url, bucket, config=None):
         dest = Path(tempfile.mkdtemp(prefix="seq-", dir=self.tmp_root))
-        kw = {} if config is None else {"Config": config}
+        kw = {} if config is None else {"Config": TransferConfig(**config) if isinstance(config, dict) else config}
         t = time.perf_counter()
         s3 = self.client(url)
         for k in self.fetch_keys:
@@ -205,7 +209,7 @@ class Bench:
         staging = staging or Path(tempfile.mkdtemp(prefix="staging-", dir=self.tmp_root))
         saved = fs.TRANSFER
         if transfer is not None:
-            fs.TRANSFER = transfer  # S3Store.download reads the module global at call time
+            fs.TRANSFER = transfer  # S3Store.download builds its TransferConfig from the module global at call time
         try:
             t = time.perf_counter()
             cfg = load_config(None, {
@@ -213,16 +217,17 @@ class Bench:
                 "aws.endpoint_url": url, "staging_dir": str(staging),
                 "aws.aws_access_key_id": "testing", "aws.aws_secret_access_key": "testing",
             }, environ={})
-            staged, found = extract_billing(cfg, progress=False)
+            res = extract_billing(cfg, progress=False)
             secs = time.perf_counter() - t
         finally:
             fs.TRANSFER = saved
-        if found.problems:
-            raise SystemExit(f"finops_nb reported problems: {found.problems}")
-        if len(staged) != 1 or staged[0].error:
-            raise SystemExit(f"unexpected extraction result: {staged}")
+        if any(r.failed for r in res):
+            raise SystemExit(f"finops_nb reported problems: {[(r.step, r.period, str(r.error)) for r in res if r.failed]}")
+        staged = [r for r in res if r.step == "extract"]
+        if len(staged) != 1 or staged[0].delivery_id != self.expected["assembly_id"]:
+            raise SystemExit(f"unexpected extraction result: {res}")
         s = staged[0]
-        folder = Path(s.folder)
+        folder = staging / aws_export(cfg).id / s.period / s.delivery_id
         paths = {k: folder / Path(k).name for k in self.fetch_keys}
         return secs, s, paths, staging
 
@@ -242,7 +247,7 @@ class Bench:
     def breakdown(self, url, bucket):
         "One extra, untimed finops_nb run with clocks on discovery, each download and each MD5 check."
         clocks, lock = [], threading.Lock()
-        orig_download, orig_md5, orig_discover = fs.S3Store.download, fx.check_file, fx.discover_manifests
+        orig_download, orig_md5, orig_discover = fs.S3Store.download, fst.check_file, fm.discover
 
         def timed(name, fn):
             def wrapper(*a, **kw):
@@ -255,13 +260,13 @@ class Bench:
             return wrapper
 
         fs.S3Store.download = timed("download", orig_download)
-        fx.check_file = timed("md5", orig_md5)
-        fx.discover_manifests = timed("discover", orig_discover)
+        fst.check_file = timed("md5", orig_md5)
+        fm.discover = timed("discover", orig_discover)
         t0 = time.perf_counter()
         try:
             secs, s, paths, staging = self.run_finops(url, bucket)
         finally:
-            fs.S3Store.download, fx.check_file, fx.discover_manifests = orig_download, orig_md5, orig_discover
+            fs.S3Store.download, fst.check_file, fm.discover = orig_download, orig_md5, orig_discover
         self.verify("breakdown run", paths)
         shutil.rmtree(staging, ignore_errors=True)
         span = lambda name: [(round(a - t0, 2), round(b - t0, 2)) for n, _, a, b in clocks if n == name]
@@ -348,8 +353,8 @@ class Bench:
                     secs, s, paths, staging = self.run_finops(url, bucket)
                     if self.verify("finops_nb staging", paths) != seq:
                         raise SystemExit("staged files differ from the sequential downloads")
-                    if s.action != "downloaded" or s.downloaded != len(self.data_keys) or s.bytes != self.data_bytes:
-                        raise SystemExit(f"unexpected Staged: {s}")
+                    if s.action != "downloaded" or s.files != len(self.data_keys) or s.bytes != self.data_bytes:
+                        raise SystemExit(f"unexpected Result: {s}")
                     times["b"].append(secs)
                     show("b", "finops_nb extract_billing", secs, "  (staged = sequential: sizes + MD5s identical)")
                     if self.try_transfer:
@@ -359,15 +364,18 @@ class Bench:
                         times["b'"].append(secs)
                         show("b'", "extract_billing with --try-transfer", secs)
                 # the delivery's folder must be left as it is (the lock file at the root may be touched)
-                period_dir = staging / self.expected["period"]
+                period_dirs = list(staging.glob(f"*/{self.expected['period']}"))  # {staging}/{export_id}/{period}
+                if len(period_dirs) != 1:
+                    raise SystemExit(f"expected one staged period folder, found {period_dirs}")
+                period_dir = period_dirs[0]
                 before = {p: p.stat().st_mtime_ns for p in period_dir.rglob("*")}
                 rerun, s, _, _ = self.run_finops(url, bucket, staging)
-                if s.action != "up to date" or s.downloaded != 0 or s.bytes != 0:
+                if s.action != "up to date" or s.bytes != 0:
                     raise SystemExit(f"rerun downloaded something: {s}")
                 if {p: p.stat().st_mtime_ns for p in period_dir.rglob("*")} != before:
                     raise SystemExit("rerun touched the staged delivery")
-                print(f"  (c) rerun, nothing new: {rerun:.3f} s, action {s.action!r}, downloaded {s.downloaded} "
-                      f"files, {s.bytes} bytes; staged delivery untouched")
+                print(f"  (c) rerun, nothing new: {rerun:.3f} s, action {s.action!r}, {s.bytes} bytes moved; "
+                      f"staged delivery untouched")
                 shutil.rmtree(staging, ignore_errors=True)
                 med = {k: statistics.median(v) for k, v in times.items() if v}
                 res = {"label": label, "bucket": bucket, "url": url,

@@ -4,14 +4,16 @@
     .venv/bin/python bench/bench_load.py                 # 1M rows (+ 4M if generated), ~7 min
 
 The month is staged once with finops_nb's own extract from the local mirror written by gen_month.py
-(`file://` bucket; not timed). Then, for each `--memory-limits` setting (`none` = DuckDB's default,
-80 % of RAM), `--repeats` alternated pairs: raw CTAS (auto-detected types), then the finops CLI. Each
-finops load is checked: rows, and the exact sums of `line_item_unblended_cost` / `line_item_blended_cost`
-equal `expected.json` to the last digit, money stored as DECIMAL(38,18). Then three CLI re-runs with
+(`file://` bucket; not timed) in {work}/{month}/staging/{export_id}/{period}/{delivery_id}/. Then, for each
+`--memory-limits` setting (`none` = no setting: DuckDB's default, 80 % of RAM, for the raw CTAS, and finops_nb's
+own default, 1GB, for finops), `--repeats` alternated pairs: raw CTAS (auto-detected types), then the finops CLI.
+Each finops load is checked: rows, the exact sums of `line_item_unblended_cost` / `line_item_blended_cost`
+equal `expected.json` to the last digit, money stored as DECIMAL(38,18), and the loader columns export_id,
+billing_period, delivery_id name the export, the period and the delivery. Then three CLI re-runs with
 nothing new. `--profile` adds one untimed-by-the-table finops_nb load per variant with a clock on each
 SQL statement (bench/_profile_load.py): how much of the load is the INSERT and how much the
-reconciliation's second read of the staged files, and the effect of two changes patched in that
-process only. With `--big DIR` (default bench/.data/month-4m when it exists) one pair per memory
+reconciliation's second read of the staged files, and the effect of changes patched in that
+process only (the variants are listed there). With `--big DIR` (default bench/.data/month-4m when it exists) one pair per memory
 setting on the 4M-row month shows whether peak memory stays flat.
 Results: bench/.data/results/load-<UTC time>.json.
 """
@@ -26,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import (DATA, FINOPS, HERE, PY, drop_db, finops_env, finops_version, load_expected,  # noqa: E402
-                     machine, med, prepare_staging, py, run, save, span)
+from _common import (DATA, FINOPS, HERE, PY, drop_db, export_id, finops_env, finops_version,  # noqa: E402
+                     load_expected, machine, med, prepare_staging, py, run, save, span)
 
 RAW_CTAS = r"""
 import sys, duckdb
@@ -50,7 +52,8 @@ def check_finops_db(db: Path, exp: dict) -> dict:
                                  "FROM aws_billing_data").fetchall()[0]
         types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                                  "WHERE table_name = 'aws_billing_data'").fetchall())
-        log = con.execute("SELECT billing_period, execution_id, rows FROM finops_load_log").fetchall()
+        ids = con.execute("SELECT DISTINCT export_id, billing_period, delivery_id FROM aws_billing_data").fetchall()
+        log = con.execute("SELECT export_id, billing_period, delivery_id, rows FROM finops_load_log").fetchall()
     finally:
         con.close()
     want_u, want_b = Decimal(exp["sums"]["lineItem/UnblendedCost"]), Decimal(exp["sums"]["lineItem/BlendedCost"])
@@ -66,6 +69,8 @@ def check_finops_db(db: Path, exp: dict) -> dict:
             problems.append(f"{c} is {types.get(c)}")
     if types.get("line_item_usage_start_date") != "TIMESTAMP WITH TIME ZONE":
         problems.append(f"line_item_usage_start_date is {types.get('line_item_usage_start_date')}")
+    if ids != [(exp["export_id"], exp["period"], exp["assembly_id"])]:
+        problems.append(f"loader columns (export_id, billing_period, delivery_id) are {ids}")
     if problems:
         raise SystemExit(f"{db}: finops load is wrong: {'; '.join(problems)}")
     kinds = {}
@@ -134,7 +139,7 @@ def bench_month(label, data: Path, work: Path, limits, repeats, reruns, exp) -> 
     return out
 
 
-def profile(work: Path, limits, variants, repeats) -> dict:
+def profile(data: Path, work: Path, limits, variants, repeats) -> dict:
     staging = work / "staging"
     work = work / "load"
     out = {}
@@ -143,7 +148,7 @@ def profile(work: Path, limits, variants, repeats) -> dict:
             for v in variants:
                 db = work / "profile.duckdb"
                 drop_db(db)
-                res = run([PY, str(HERE / "_profile_load.py"), staging, db, mem, v])
+                res = run([PY, str(HERE / "_profile_load.py"), data, staging, db, mem, v])
                 d = json.loads(res["out"].strip().splitlines()[-1])
                 d["process_secs"], d["process_rss_mib"] = res["secs"], res["rss_mib"]
                 if d["errors"] or d["actions"] != ["loaded"]:
@@ -152,7 +157,7 @@ def profile(work: Path, limits, variants, repeats) -> dict:
                 steps = d["steps"]
                 ins = next(s for k, s in steps.items() if k.startswith("INSERT"))
                 rec = next((s for k, s in steps.items() if k.startswith("source totals")), 0.0)
-                print(f"  profile memory_limit {mem:>4s} {v:<10s}: process {res['secs']:6.2f} s {res['rss_mib']:6.0f} MiB; "
+                print(f"  profile memory_limit {mem:>4s} {v:<13s}: process {res['secs']:6.2f} s {res['rss_mib']:6.0f} MiB; "
                       f"load_billing_local {d['total']:6.2f} s = INSERT {ins:.2f} s + second read {rec:.2f} s + rest "
                       f"{d['total'] - ins - rec:.2f} s; rows {d['rows']:,}, unblended {d['unblended']}", flush=True)
                 drop_db(db)
@@ -167,9 +172,12 @@ def main(argv=None):
                     help="<work>/<month>/staging (kept and shared by the benchmarks) and <work>/<month>/load/*.duckdb")
     ap.add_argument("--repeats", type=int, default=3, help="alternated pairs per memory setting (0: only the profile)")
     ap.add_argument("--reruns", type=int, default=3)
-    ap.add_argument("--memory-limits", default="1GB,none", help="comma-separated; none = DuckDB's default (80%% of RAM)")
+    ap.add_argument("--memory-limits", default="1GB,none",
+                    help="comma-separated; none = no setting: DuckDB's default (80%% of RAM) for the raw CTAS, finops_nb's "
+                         "own default (1GB since commit 8475e37) for finops")
     ap.add_argument("--big-memory-limits", default="1GB,none")
     ap.add_argument("--profile", default="as-is,no-recheck,one-pass",
+                    # also: no-gzip-check, nullif-cast, no-null-count, old-nulls (the cost of the null spellings)
                     help="variants for the per-statement profile ('' to skip); see bench/_profile_load.py")
     ap.add_argument("--profile-memory-limits", default="1GB")
     ap.add_argument("--profile-repeats", type=int, default=2)
@@ -179,18 +187,20 @@ def main(argv=None):
     print(f"machine: {machine()}\nfinops_nb: commit {finops_version()}")
     report = {"machine": machine(), "finops_nb": finops_version(), "repeats": a.repeats}
     exp = load_expected(data)
+    exp["export_id"] = export_id(data)
     work.mkdir(parents=True, exist_ok=True)
     if a.repeats:
         report["1m"] = bench_month(f"{data.name}", data, work / data.name, limits, a.repeats, a.reruns, exp)
     else:
         prepare_staging(data, work / data.name / "staging")
     if a.profile:
-        print("\n== per-statement profile of finops_nb's load (1M rows)", flush=True)
-        report["profile"] = profile(work / data.name, [x for x in a.profile_memory_limits.split(",") if x],
+        print(f"\n== per-statement profile of finops_nb's load ({exp['rows']:,} rows)", flush=True)
+        report["profile"] = profile(data, work / data.name, [x for x in a.profile_memory_limits.split(",") if x],
                                     [x for x in a.profile.split(",") if x], a.profile_repeats)
     big = Path(a.big) if a.big else None
     if big and (big / "expected.json").is_file():
         bexp = load_expected(big)
+        bexp["export_id"] = export_id(big)
         report["big"] = bench_month(big.name, big, work / big.name,
                                     [x.strip() for x in a.big_memory_limits.split(",") if x.strip()], 1, 1, bexp)
         report["big_rows"] = bexp["rows"]

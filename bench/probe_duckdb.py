@@ -65,7 +65,7 @@ def main(argv=None):
     data = Path(a.data)
     exp = load_expected(data)
     work = Path(a.work) / data.name
-    staged = next((work / "staging").glob(f"{exp['period']}/*/"), None)
+    staged = next((work / "staging").glob(f"*/{exp['period']}/{exp['assembly_id']}/"), None)  # {export_id}/{period}/{delivery_id}
     db = work / "export" / "finops.duckdb"
     if staged is None or not db.is_file():
         raise SystemExit("run bench_load.py and bench_export.py first (they stage and load the month)")

@@ -201,8 +201,9 @@ def extract_part(scenario: str, repeats: int) -> dict:
                     list(pool.map(one, files))
             return run
 
-        variants = {"loop": loop, "nocheck": parallel("nocheck", fs.TRANSFER), "after": parallel("after", fs.TRANSFER),
-                    "streamed": parallel("streamed", fs.TRANSFER),
+        finops = TransferConfig(**fs.TRANSFER)  # finops_nb.storage.TRANSFER holds the TransferConfig's kwargs
+        variants = {"loop": loop, "nocheck": parallel("nocheck", finops), "after": parallel("after", finops),
+                    "streamed": parallel("streamed", finops),
                     "streamed-single": parallel("streamed", TransferConfig(multipart_threshold=1 << 40))}
         runs = {v: [] for v in variants}
         for _ in range(repeats):
