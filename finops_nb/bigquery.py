@@ -11,10 +11,10 @@ import re, uuid
 from decimal import Decimal
 from pathlib import Path
 from fastcore.basics import patch
-from .core import ConfigError, FinopsError, InputError, TransientError, exclusive
-from .delivery import Delivery, Destination, Export, Result
+from .core import ConfigError, FinopsError, InputError, TransientError
+from .delivery import Delivery, Export, Result
 from .schema import table_spec
-from .localdb import database_lock
+from .parquet import Remote
 
 # %% ../nbs/40_bigquery.ipynb #a8f86737
 def bq_client(cfg, # a `Config`
@@ -183,17 +183,11 @@ def load_period(client, # a bigquery.Client
         except Exception: pass  # best effort: a leftover staging table holds no rows of the real table
 
 # %% ../nbs/40_bigquery.ipynb #1055710b
-class BigQuery(Destination):
+class BigQuery(Remote):
     "The BigQuery table of the provider's billing data."
-    label, step, verb = "bigquery", "load_remote", "load"
-    def __init__(self, cfg, client=None): self.cfg, self._client = cfg, client
-    @property
-    def client(self):
-        if self._client is None: self._client = bq_client(self.cfg)
-        return self._client
-    def lock(self, export: Export): return exclusive(database_lock(self.cfg), "the DuckDB database and its exports")
-    def current(self, d: Delivery, held: dict) -> bool:
-        return held.get(d.period) == d.delivery_id or (d.rows == 0 and d.period not in held)
+    label = "bigquery"
+    def connect(self): return bq_client(self.cfg)
+    def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d)
     def _query(self, sql, params=()):
         from google.cloud import bigquery
         job = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter(n, "STRING", v) for n, v in params])
@@ -273,15 +267,6 @@ def begin(self: BigQuery, export: Export):
         return [f"migrated {tid}: the rows written before export ids are now export {export.id}'s"]
     except FinopsError: raise
     except Exception as e: raise bq_error(e, tid) from None
-
-# %% ../nbs/40_bigquery.ipynb #8136fd96
-@patch
-def apply(self: BigQuery, d: Delivery, status: str):
-    "Load one Parquet file, replacing its export's period (the file as it is now, under the lock)."
-    from finops_nb.parquet import current
-    d = current(d)
-    rows, tot = load_period(self.client, self.cfg, d)
-    return self.result(d, "loaded" if status == "new" else "replaced", files=1, rows=rows, totals=tot)
 
 # %% ../nbs/40_bigquery.ipynb #6e883467
 REMOTES = ("bigquery", "clickhouse")

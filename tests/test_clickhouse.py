@@ -1,5 +1,5 @@
 "ClickHouse as a destination, on ClickHouse's embedded engine (chdb) through the official clickhouse-connect client."
-import json, signal, socket, subprocess, sys, time
+import json, signal, socket, subprocess, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 
 import cur_fixtures as cf
 from finops_nb.aws.manifests import aws_export
-from finops_nb.clickhouse import ClickHouse, ch_client
+from finops_nb.clickhouse import ch_client
 from finops_nb.config import load_config
 from finops_nb.pipeline import reconcile, run_pipeline
 from helpers import FINOPS, cli, query
@@ -157,9 +157,7 @@ def test_server_out_of_reach_is_transient(tmp_path):
         s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]  # a port where nothing listens
     cf.build_v1_csv(tmp_path / "bucket", period="2023-11", assembly_id="nov-1", files=1, rows=20)
     cfg = shared(tmp_path, "bucket", "cur", "demo-cur", "v1", **{"database.clickhouse.url": f"http://127.0.0.1:{port}"})
-    run = None
     with pytest.raises(Exception) as e:
-        run = run_pipeline(cfg, progress=False)
+        run_pipeline(cfg, progress=False)
     assert getattr(e.value, "exit_code", None) == 75 and "cannot reach ClickHouse" in str(e.value), e.value
     assert query(cfg, "SELECT count(*) FROM aws_billing_data") == [(20,)]  # everything before the remote is done
-    assert run is None
