@@ -69,9 +69,11 @@ def _deadline(cfg) -> int: return cfg.get("database.bigquery.timeout", 120)
 
 # %% ../nbs/40_bigquery.ipynb #02419fc1
 def table_id(cfg, # a `Config`
+             table=None, # another table of the dataset (default: `[database.bigquery] table_id`)
             ) -> str:
-    "`project.dataset.table` of the configured table."
-    return ".".join(cfg.get(k) or "" for k in ("database.bigquery.project_id", "database.bigquery.dataset_id", "database.bigquery.table_id"))
+    "`project.dataset.table` of the configured table (or of `table` in the configured dataset)."
+    return ".".join([cfg.get("database.bigquery.project_id") or "", cfg.get("database.bigquery.dataset_id") or "",
+                     table or cfg.get("database.bigquery.table_id") or ""])
 
 # %% ../nbs/40_bigquery.ipynb #f7d9f753
 def bq_type(t, # a pyarrow DataType
@@ -100,11 +102,12 @@ def ensure_table(client, # a bigquery.Client
                  cfg, # a `Config`
                  schema, # the BigQuery schema of the file to load (`bq_schema`)
                  spec, # the provider's `TableSpec`
+                 tid=None, # the table (default: `table_id(cfg)`)
                 ) -> object:
     "Create the dataset and table if missing; add the columns of `schema` the table lacks. Returns the table."
     from google.api_core import exceptions as gx
     from google.cloud import bigquery
-    tid = table_id(cfg)
+    tid = tid or table_id(cfg)
     ds = f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}"
     names = {f.name for f in schema}
     if spec.partition_column not in names:
@@ -136,12 +139,13 @@ def replace_script(tid, # `project.dataset.table` to replace in
                    columns, # the file's columns
                    rows, # the file's row count
                    totals, # {cost column: exact total} of the file
+                   keys=("export_id", "billing_period"), # the columns naming a row's export and period (`TableSpec.keys`)
                   ) -> str:
     "The transaction replacing `export_id`'s `period` of `tid` with the rows of `stg`, checked before commit."
     if not re.fullmatch(r"\d{4}-\d{2}", period): raise InputError(f"{period!r} is not a billing period")
     if not _SAFE.fullmatch(export_id): raise InputError(f"{export_id!r} is not an export id")
     cols = ", ".join(f"`{c}`" for c in columns)
-    where = f"export_id = '{export_id}' AND billing_period = '{period}'"
+    where = f"`{keys[0]}` = '{export_id}' AND `{keys[1]}` = '{period}'"
     checks = [f"ASSERT (SELECT COUNT(*) FROM `{tid}` WHERE {where}) = {int(rows)} "
               f"AS 'row count of {export_id} {period} differs from its Parquet file'"]
     for c, v in totals.items():
@@ -156,14 +160,16 @@ def replace_script(tid, # `project.dataset.table` to replace in
 def load_period(client, # a bigquery.Client
                 cfg, # a `Config`
                 d: Delivery, # a Parquet file with its rows and totals (from `parquet.current`)
+                spec=None, # the `TableSpec` of its rows (default: the export's own table)
+                tid=None, # the table (default: `table_id(cfg)`)
                ) -> tuple:
     "Replace the export's period with the Parquet file of `d`; returns (rows, totals). Raises `FinopsError`."
     from google.cloud import bigquery
-    path, tid, spec = Path(d.files[0]), table_id(cfg), table_spec(d.export.provider)
+    path, tid, spec = Path(d.files[0]), tid or table_id(cfg), spec or table_spec(d.export)
     stg = f"{tid}__staging_{d.export.id.replace('-', '_')}_{d.period.replace('-', '')}_{uuid.uuid4().hex[:8]}"
     try:
         schema = bq_schema(path)
-        table = ensure_table(client, cfg, schema, spec)
+        table = ensure_table(client, cfg, schema, spec, tid)
         types = {f.name: f.field_type for f in table.schema}
         job_config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET, schema=[
             bigquery.SchemaField(f.name, types.get(f.name, f.field_type), mode="NULLABLE") for f in schema],
@@ -173,7 +179,7 @@ def load_period(client, # a bigquery.Client
         job.result(timeout=_deadline(cfg))
         if job.output_rows is not None and int(job.output_rows) != d.rows:
             raise InputError(f"{path}: BigQuery loaded {job.output_rows} rows of {d.rows}")
-        client.query(replace_script(tid, stg, d.export.id, d.period, [f.name for f in schema], d.rows, d.totals),
+        client.query(replace_script(tid, stg, d.export.id, d.period, [f.name for f in schema], d.rows, d.totals, spec.keys),
                      retry=_retry(cfg), job_retry=None).result(timeout=_deadline(cfg))
         return d.rows, dict(d.totals)
     except FinopsError: raise
@@ -184,53 +190,72 @@ def load_period(client, # a bigquery.Client
 
 # %% ../nbs/40_bigquery.ipynb #1055710b
 class BigQuery(Remote):
-    "The BigQuery table of the provider's billing data."
+    "The BigQuery table of the provider's billing data (or, with `focus`, the `focus` table of every export's FOCUS rows)."
     label = "bigquery"
+    def __init__(self, cfg, client=None,
+                 focus=False, # the FOCUS table (`[focus] bigquery_table`) loaded from the `{period}_focus.parquet` files
+                ):
+        super().__init__(cfg, client)
+        self.focus = focus
+        if focus: self.label, self.step = "focus-bigquery", "focus_remote"
+    def spec(self, export: Export):
+        "The `TableSpec` of the rows it holds of `export`."
+        from finops_nb.focus import FOCUS
+        return FOCUS if self.focus else table_spec(export)
+    def tid(self, export: Export) -> str:
+        "The table that holds `export`'s rows: `[database.bigquery] table_id` for CURs, `aws_focus_data` for AWS's FOCUS export, `[focus] bigquery_table`."
+        from finops_nb.aws.schema import CUR
+        spec = self.spec(export)
+        if self.focus: return table_id(self.cfg, self.cfg["focus.bigquery_table"])
+        return table_id(self.cfg) if spec.table == CUR.table else table_id(self.cfg, spec.table)
     def connect(self): return bq_client(self.cfg)
-    def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d)
+    def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d, self.spec(d.export), self.tid(d.export))
     def _query(self, sql, params=()):
         from google.cloud import bigquery
         job = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter(n, "STRING", v) for n, v in params])
         return self.client.query(sql, job_config=job, retry=_retry(self.cfg), job_retry=None).result(timeout=_deadline(self.cfg))
-    def _columns(self) -> set:
+    def _columns(self, tid=None) -> set:
         from google.api_core import exceptions as gx
-        try: return {f.name for f in self.client.get_table(table_id(self.cfg), retry=_retry(self.cfg)).schema}
+        tid = tid or table_id(self.cfg)
+        try: return {f.name for f in self.client.get_table(tid, retry=_retry(self.cfg)).schema}
         except gx.NotFound: return set()
         except FinopsError: raise
-        except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
+        except Exception as e: raise bq_error(e, tid) from None
 
 # %% ../nbs/40_bigquery.ipynb #b25f8ba3
 @patch
 def held(self: BigQuery, export: Export) -> dict:
     "{period: delivery id} of `export` in the table."
-    if "export_id" not in self._columns(): return {}
+    tid, (e, p, i) = self.tid(export), self.spec(export).keys
+    if e not in self._columns(tid): return {}
     try:
-        rows = self._query(f"SELECT billing_period, ARRAY_AGG(DISTINCT delivery_id) AS ids FROM `{table_id(self.cfg)}` "
-                           "WHERE export_id = @e GROUP BY billing_period", [("e", export.id)])
-        return {r["billing_period"]: ",".join(sorted(r["ids"])) for r in rows}
-    except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
+        rows = self._query(f"SELECT `{p}` AS period, ARRAY_AGG(DISTINCT `{i}`) AS ids FROM `{tid}` WHERE `{e}` = @e GROUP BY 1", [("e", export.id)])
+        return {r["period"]: ",".join(sorted(r["ids"])) for r in rows}
+    except Exception as x: raise bq_error(x, tid) from None
 
 # %% ../nbs/40_bigquery.ipynb #e2108b1c
 @patch
 def totals(self: BigQuery, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed by BigQuery."
     from finops_nb.core import in_window
-    spec, cols = table_spec(export.provider), self._columns()
-    if "export_id" not in cols: return {}
+    spec, tid = self.spec(export), self.tid(export)
+    cols, (e, p, _) = self._columns(tid), spec.keys
+    if e not in cols: return {}
     sums = ", ".join(f"SUM(`{c}`) AS `{c}`" if c in cols else f"CAST(NULL AS BIGNUMERIC) AS `{c}`" for c in spec.cost_columns)
-    try: rows = self._query(f"SELECT billing_period, COUNT(*) AS n, {sums} FROM `{table_id(self.cfg)}` WHERE export_id = @e GROUP BY 1", [("e", export.id)])
-    except Exception as e: raise bq_error(e, table_id(self.cfg)) from None
-    return {r["billing_period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["billing_period"], start_date, end_date)}
+    try: rows = self._query(f"SELECT `{p}` AS period, COUNT(*) AS n, {sums} FROM `{tid}` WHERE `{e}` = @e GROUP BY 1", [("e", export.id)])
+    except Exception as x: raise bq_error(x, tid) from None
+    return {r["period"]: (r["n"], {c: r[c] for c in spec.cost_columns}) for r in rows if in_window(r["period"], start_date, end_date)}
 
 # %% ../nbs/40_bigquery.ipynb #02adea05
 def drop_staging_tables(client, # a bigquery.Client
                         cfg, # a `Config`
                         export: Export, # whose staging tables
+                        tid=None, # the table they stage for (default: `table_id(cfg)`)
                        ) -> list:
     "Drop the staging tables of `export` a killed run left in the dataset (the lock says no finops run of it is using them); their ids."
     from google.api_core import exceptions as gx
     ds = f"{cfg['database.bigquery.project_id']}.{cfg['database.bigquery.dataset_id']}"
-    prefix = f"{cfg['database.bigquery.table_id']}__staging_{export.id.replace('-', '_')}_"
+    prefix = f"{(tid or table_id(cfg)).rpartition('.')[2]}__staging_{export.id.replace('-', '_')}_"
     try:
         old = [t.table_id for t in client.list_tables(ds, retry=_retry(cfg)) if t.table_id.startswith(prefix)]
         for t in old: client.delete_table(f"{ds}.{t}", not_found_ok=True, retry=_retry(cfg))
@@ -242,7 +267,8 @@ def drop_staging_tables(client, # a bigquery.Client
 @patch
 def begin(self: BigQuery, export: Export):
     "Drop leftover staging tables; migrate a table written before export ids."
-    drop_staging_tables(self.client, self.cfg, export)
+    drop_staging_tables(self.client, self.cfg, export, self.tid(export))
+    if self.tid(export) != table_id(self.cfg): return []  # only the CUR table had a previous version
     cols = self._columns()
     if "execution_id" not in cols: return []  # not a table of the previous version
     from google.cloud import bigquery
@@ -274,14 +300,15 @@ REMOTES = ("bigquery", "clickhouse")
 def remotes(cfg, # a `Config`
             destination=None, # "bigquery" or "clickhouse"; None: every configured one
             client=None, # a bigquery.Client (default: from the config)
+            focus=False, # the remotes' FOCUS tables instead of the exports' own
            ) -> list:
     "The remote destinations to load: the configured ones, or the one named."
     if destination not in (None, *REMOTES): raise ConfigError(f"destination: {destination!r} is not a remote; use one of {', '.join(REMOTES)}")
     out = []
-    if destination == "bigquery" or (destination is None and cfg.bigquery_enabled): out.append(BigQuery(cfg, client))
+    if destination == "bigquery" or (destination is None and cfg.bigquery_enabled): out.append(BigQuery(cfg, client, focus))
     if destination == "clickhouse" or (destination is None and cfg.clickhouse_enabled):
         from finops_nb.clickhouse import ClickHouse
-        out.append(ClickHouse(cfg))
+        out.append(ClickHouse(cfg, focus=focus))
     if not out: raise ConfigError("no remote is configured: set [database.bigquery] project_id or [database.clickhouse] url")
     return out
 
@@ -293,15 +320,16 @@ def load_billing_remote(cfg, # a `Config`
                         client=None, # a bigquery.Client (default: from the config)
                         exports=None, # the `Export`s (default: the config's)
                         destination=None, # "bigquery" or "clickhouse" (default: every configured remote)
+                        focus=False, # load the FOCUS files into the remotes' FOCUS tables instead
                        ) -> list:
     "Load each period's Parquet file into each remote that does not hold that delivery; a `Result` per remote and file."
     from finops_nb.delivery import apply_all
     from finops_nb.parquet import Parquet
     from finops_nb.pipeline import config_exports
     start_date, end_date = cfg.window(start_date, end_date)
-    dests = remotes(cfg, destination, client)
+    dests = remotes(cfg, destination, client, focus)
     exports = exports or config_exports(cfg)
-    files = [d for e in exports for d in Parquet(cfg).deliveries(e, start_date, end_date)]
+    files = [d for e in exports for d in Parquet(cfg, focus=focus).deliveries(e, start_date, end_date)]
     out = []
     for dest in dests if files else []:  # one remote that cannot start does not keep the others from loading
         try: out += apply_all(dest, files, overwrite=overwrite, progress=progress)

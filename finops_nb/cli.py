@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'flag_names', 'config_from', 'command', 'cmd_config', 'cmd_discover',
-           'cmd_extract', 'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'cmd_pipeline', 'build_parser', 'main']
+           'cmd_extract', 'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'cmd_pipeline', 'cmd_focus_build',
+           'cmd_focus_export', 'cmd_focus_remote', 'cmd_focus_validate', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #4616b1c1
 import argparse, sys, traceback
@@ -73,7 +74,7 @@ def _source_flags(p):
     add_setting(p, "--bucket", "aws.bucket", "NAME")
     add_setting(p, "--prefix", "aws.prefix", "PREFIX")
     add_setting(p, "--export-name", "aws.export_name", "NAME")
-    add_setting(p, "--cur-version", "aws.cur_version", "v1|v2")
+    add_setting(p, "--cur-version", "aws.cur_version", "v1|v2|focus")
 
 # %% ../nbs/90_cli.ipynb #d20248ab
 def _window_flags(p):
@@ -200,6 +201,70 @@ def cmd_pipeline(args, # the parsed command line
     run = Pipeline(cfg, steps=check_steps(args.steps, "--steps"), dry_run=args.dry_run).run()
     print(run)
     run.finish()
+
+# %% ../nbs/90_cli.ipynb #2862026b
+@command("focus", "build", "build the FOCUS rows of every loaded period whose rows are missing or stale (--all: every period)",
+         lambda p: (_source_flags(p), add_setting(p, "--database-path", "database.duckdb.database_path", "PATH"),
+                    p.add_argument("--all", action="store_true", help="build every loaded period again")))
+def cmd_focus_build(args, # the parsed command line
+                   ):
+    from finops_nb.localdb import DuckDB, build_focus
+    from finops_nb.pipeline import config_exports
+    cfg = config_from(args)
+    db = DuckDB(cfg)
+    for export in config_exports(cfg):
+        with db.lock(export):
+            try:
+                periods = [d.period for d in db.deliveries(export)] if args.all else None
+                notes = build_focus(db._write(), export, periods) if db.path.is_file() else []
+            finally: db.close()
+        print(f"export {export.id}: " + ("; ".join(notes) if notes else "every loaded period has its FOCUS rows"))
+
+# %% ../nbs/90_cli.ipynb #79e3b8f6
+@command("focus", "export-parquet", "write one {export_id}/{billing_period}_focus.parquet of FOCUS rows per period DuckDB holds",
+         lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH"), _overwrite_flag(p, "files")))
+def cmd_focus_export(args, # the parsed command line
+                    ):
+    from finops_nb.parquet import export_parquet
+    cfg = config_from(args)
+    return _report(export_parquet(cfg, overwrite=args.overwrite, focus=True),
+                   ("export_id", "period", "delivery_id", "action", "rows", "cost", "seconds"),
+                   f"nothing to export: every FOCUS file in {cfg['parquet_dir']} is up to date",
+                   f"no FOCUS rows in {cfg['database.duckdb.database_path']}: run `finops aws load-billing-local` first")
+
+# %% ../nbs/90_cli.ipynb #5953df54
+@command("focus", "load-billing-remote", "replace each export's period in the remotes' focus tables from its FOCUS file, checked before the swap",
+         _remote_flags)
+def cmd_focus_remote(args, # the parsed command line
+                    ):
+    from finops_nb.bigquery import load_billing_remote
+    cfg = config_from(args)
+    return _report(load_billing_remote(cfg, overwrite=args.overwrite, destination=args.destination, focus=True),
+                   ("destination", "export_id", "period", "delivery_id", "action", "rows", "cost", "seconds"),
+                   "nothing to load: every remote holds every exported FOCUS period",
+                   f"no FOCUS file in {cfg['parquet_dir']}: run `finops focus export-parquet` first")
+
+# %% ../nbs/90_cli.ipynb #f1937cf5
+@command("focus", "validate", "run the FinOps Foundation's focus-validator (FOCUS 1.2, every rule) on the exported FOCUS files",
+         lambda p: (_source_flags(p), _window_flags(p), add_setting(p, "--output-dir", "parquet_dir", "PATH"),
+                    add_setting(p, "--validator", "focus.validator", "PATH")))
+def cmd_focus_validate(args, # the parsed command line
+                      ):
+    from finops_nb.focus import validate_files
+    from finops_nb.parquet import Parquet
+    cfg = config_from(args)
+    files = [d.files[0] for e in _exports(cfg) for d in Parquet(cfg, focus=True).deliveries(e, *cfg.window())]
+    if not files:
+        print(f"no FOCUS file in {cfg['parquet_dir']}: run `finops focus export-parquet` first"); return 0
+    reports = validate_files(files, cfg.get("focus.validator"))
+    print(text_table([(r.path, r.checks, r.passed, r.failures, r.errors, len(r.known), r.skipped, r.seconds) for r in reports],
+                     ("file", "checks", "passed", "failures", "errors", "known-wrong", "skipped", "seconds")))
+    known = sorted({k for r in reports for k in r.known})
+    if known: print(f"known-wrong rules that failed (see docs/FOCUS_VALIDATOR.md), not counted: {', '.join(known)}")
+    for r in reports:
+        for rule, why in r.problems: print(f"finops: {r.path}: {rule}: {why}", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else 4
 
 # %% ../nbs/90_cli.ipynb #e2418507
 def build_parser() -> argparse.ArgumentParser:

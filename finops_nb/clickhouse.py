@@ -80,7 +80,7 @@ def ch_type(t, # a pyarrow DataType
 
 _KEY = ("export_id", "billing_period", "delivery_id")  # never NULL: the partition and the state
 
-def _column(f) -> str: return f"`{f.name}` {'String' if f.name in _KEY else ch_type(f.type)}"
+def _column(f, keys=_KEY) -> str: return f"`{f.name}` {'String' if f.name in keys else ch_type(f.type)}"
 
 # %% ../nbs/45_clickhouse.ipynb #d9f7af2c
 def _q(name: str) -> str:
@@ -96,23 +96,28 @@ def _on(cfg) -> str: return f" ON CLUSTER {_q(cfg.get('database.clickhouse.clust
 
 # %% ../nbs/45_clickhouse.ipynb #def40562
 def ch_table(cfg, # a `Config`
+             name=None, # another table of the database (default: `[database.clickhouse] table_id`)
             ) -> str:
-    "`database`.`table` of the configured table."
-    return f"{_q(cfg['database.clickhouse.database'])}.{_q(cfg['database.clickhouse.table_id'])}"
+    "`database`.`table` of the configured table (or of `name` in the configured database)."
+    return f"{_q(cfg['database.clickhouse.database'])}.{_q(name or cfg['database.clickhouse.table_id'])}"
 
 # %% ../nbs/45_clickhouse.ipynb #a71cdff7
 def create_ddl(cfg, # a `Config`
                schema, # the Arrow schema of a Parquet file
                spec, # the provider's `TableSpec`
+               name=None, # the table (default: `[database.clickhouse] table_id`)
               ) -> str:
     "The `CREATE TABLE` of the billing table for an Arrow schema: MergeTree on one server, ReplicatedMergeTree on a cluster."
     names = [f.name for f in schema]
-    order = [c for c in ("export_id", "billing_period", "line_item_usage_account_id", "line_item_product_code",
-                         "line_item_usage_start_date") if c in names]
+    order = [c for c in (*spec.keys[:2], *_ORDER.get(spec.table, spec.cluster_columns)) if c in names]
     engine = "ReplicatedMergeTree" if cfg.get("database.clickhouse.cluster") else "MergeTree"
-    return (f"CREATE TABLE IF NOT EXISTS {ch_table(cfg)}{_on(cfg)} ({', '.join(_column(f) for f in schema)}) "
-            f"ENGINE = {engine} PARTITION BY (export_id, billing_period) ORDER BY ({', '.join(map(_q, order))}) "
+    return (f"CREATE TABLE IF NOT EXISTS {ch_table(cfg, name)}{_on(cfg)} ({', '.join(_column(f, spec.keys) for f in schema)}) "
+            f"ENGINE = {engine} PARTITION BY ({', '.join(map(_q, spec.keys[:2]))}) ORDER BY ({', '.join(map(_q, dict.fromkeys(order)))}) "
             "SETTINGS allow_nullable_key = 1")
+
+# what analysts filter on, after the partition key: account, service, usage time
+_ORDER = {"aws_billing_data": ("line_item_usage_account_id", "line_item_product_code", "line_item_usage_start_date"),
+          "focus": ("SubAccountId", "ServiceName", "ChargePeriodStart"), "aws_focus_data": ("SubAccountId", "ServiceName", "ChargePeriodStart")}
 
 # %% ../nbs/45_clickhouse.ipynb #f103dd41
 def _sums(client, table, where, spec, have) -> tuple:
@@ -125,26 +130,29 @@ def _same(a, b) -> bool: return (a is None and b is None) or (a is not None and 
 def load_period(client, # a clickhouse_connect client (`ch_client`)
                 cfg, # a `Config`
                 d: Delivery, # a Parquet file with its rows and totals (from `parquet.current`)
+                spec=None, # the `TableSpec` of its rows (default: the export's own table)
+                name=None, # the table (default: `[database.clickhouse] table_id`)
                ) -> tuple:
     "Replace the export's period with the Parquet file of `d`; returns (rows, totals). Raises `FinopsError`."
     import pyarrow.parquet as pq
-    path, spec, table = Path(d.files[0]), table_spec(d.export.provider), ch_table(cfg)
+    spec, name = spec or table_spec(d.export), name or cfg["database.clickhouse.table_id"]
+    path, table, (ke, kp, _) = Path(d.files[0]), ch_table(cfg, name), spec.keys
     if not re.fullmatch(r"\d{4}-\d{2}", d.period) or not re.fullmatch(r"[a-z0-9-]+", d.export.id):
         raise InputError(f"{path}: not a finops export file ({d.export.id!r} {d.period!r})")
     part = f"tuple({_lit(d.export.id)}, {_lit(d.period)})"
-    where = f"export_id = {_lit(d.export.id)} AND billing_period = {_lit(d.period)}"
-    stg_name = f"{cfg['database.clickhouse.table_id']}__staging_{d.export.id.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    where = f"{_q(ke)} = {_lit(d.export.id)} AND {_q(kp)} = {_lit(d.period)}"
+    stg_name = f"{name}__staging_{d.export.id.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     stg = f"{_q(cfg['database.clickhouse.database'])}.{_q(stg_name)}"
     made = False
     try:
         f = pq.ParquetFile(path)
         schema = f.schema_arrow
         client.command(f"CREATE DATABASE IF NOT EXISTS {_q(cfg['database.clickhouse.database'])}{_on(cfg)}")
-        client.command(create_ddl(cfg, schema, spec))
+        client.command(create_ddl(cfg, schema, spec, name))
         have = {r[0] for r in client.query(f"SELECT name FROM system.columns WHERE database = {_lit(cfg['database.clickhouse.database'])} "
-                                           f"AND table = {_lit(cfg['database.clickhouse.table_id'])}").result_rows}
+                                           f"AND table = {_lit(name)}").result_rows}
         for fld in schema:
-            if fld.name not in have: client.command(f"ALTER TABLE {table}{_on(cfg)} ADD COLUMN IF NOT EXISTS {_column(fld)}")
+            if fld.name not in have: client.command(f"ALTER TABLE {table}{_on(cfg)} ADD COLUMN IF NOT EXISTS {_column(fld, spec.keys)}")
         made = True
         client.command(f"CREATE TABLE {stg}{_on(cfg)} AS {table}")
         for batch in f.iter_batches(batch_size=int(cfg.get("database.clickhouse.batch_rows", 65536))):
@@ -175,52 +183,70 @@ def pa_table(batch, # a pyarrow RecordBatch
 
 # %% ../nbs/45_clickhouse.ipynb #e5ec396e
 class ClickHouse(Remote):
-    "A ClickHouse table (server, cluster or embedded) of the provider's billing data; `close` matters: the embedded engine lets one client at a time open its folder."
+    "A ClickHouse table (server, cluster or embedded) of the provider's billing data (or, with `focus`, of every export's FOCUS rows); `close` matters: the embedded engine lets one client at a time open its folder."
     label = "clickhouse"
+    def __init__(self, cfg, client=None,
+                 focus=False, # the FOCUS table (`[focus] clickhouse_table`) loaded from the `{period}_focus.parquet` files
+                ):
+        super().__init__(cfg, client)
+        self.focus = focus
+        if focus: self.label, self.step = "focus-clickhouse", "focus_remote"
+    def spec(self, export: Export):
+        "The `TableSpec` of the rows it holds of `export`."
+        from finops_nb.focus import FOCUS
+        return FOCUS if self.focus else table_spec(export)
+    def name(self, export: Export) -> str:
+        "The table that holds `export`'s rows: `[database.clickhouse] table_id` for CURs, `aws_focus_data` for AWS's FOCUS export, `[focus] clickhouse_table`."
+        from finops_nb.aws.schema import CUR
+        if self.focus: return self.cfg["focus.clickhouse_table"]
+        spec = self.spec(export)
+        return self.cfg["database.clickhouse.table_id"] if spec.table == CUR.table else spec.table
     def connect(self): return ch_client(self.cfg)
-    def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d)
-    def _exists(self) -> bool:
+    def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d, self.spec(d.export), self.name(d.export))
+    def _exists(self, name) -> bool:
         r = self.client.query(f"SELECT count() FROM system.tables WHERE database = {_lit(self.cfg['database.clickhouse.database'])} "
-                              f"AND name = {_lit(self.cfg['database.clickhouse.table_id'])}").result_rows
+                              f"AND name = {_lit(name)}").result_rows
         return bool(r[0][0])
 
 # %% ../nbs/45_clickhouse.ipynb #2c9b50f2
 @patch
 def held(self: ClickHouse, export: Export) -> dict:
     "{period: delivery id} of `export` in the table."
+    name, (e, p, i) = self.name(export), self.spec(export).keys
     try:
-        if not self._exists(): return {}
-        rows = self.client.query(f"SELECT billing_period, arraySort(groupUniqArray(delivery_id)) FROM {ch_table(self.cfg)} "
-                                 f"WHERE export_id = {_lit(export.id)} GROUP BY billing_period").result_rows
-        return {p: ",".join(ids) for p, ids in rows}
+        if not self._exists(name): return {}
+        rows = self.client.query(f"SELECT {_q(p)}, arraySort(groupUniqArray({_q(i)})) FROM {ch_table(self.cfg, name)} "
+                                 f"WHERE {_q(e)} = {_lit(export.id)} GROUP BY {_q(p)}").result_rows
+        return {per: ",".join(ids) for per, ids in rows}
     except FinopsError: raise
-    except Exception as e: raise ch_error(e, ch_table(self.cfg)) from None
+    except Exception as x: raise ch_error(x, ch_table(self.cfg, name)) from None
 
 # %% ../nbs/45_clickhouse.ipynb #4f542082
 @patch
 def totals(self: ClickHouse, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed by ClickHouse."
-    spec = table_spec(export.provider)
+    spec, name = self.spec(export), self.name(export)
+    e, p, _ = spec.keys
     try:
-        if not self._exists(): return {}
+        if not self._exists(name): return {}
         have = {r[0] for r in self.client.query(f"SELECT name FROM system.columns WHERE database = {_lit(self.cfg['database.clickhouse.database'])} "
-                                                f"AND table = {_lit(self.cfg['database.clickhouse.table_id'])}").result_rows}
+                                                f"AND table = {_lit(name)}").result_rows}
         cols = [c for c in spec.cost_columns if c in have]
-        rows = self.client.query(f"SELECT billing_period, count(), {', '.join(f'sum({_q(c)})' for c in cols) or '0'} "
-                                 f"FROM {ch_table(self.cfg)} WHERE export_id = {_lit(export.id)} GROUP BY billing_period").result_rows
+        rows = self.client.query(f"SELECT {_q(p)}, count(), {', '.join(f'sum({_q(c)})' for c in cols) or '0'} "
+                                 f"FROM {ch_table(self.cfg, name)} WHERE {_q(e)} = {_lit(export.id)} GROUP BY {_q(p)}").result_rows
     except FinopsError: raise
-    except Exception as e: raise ch_error(e, ch_table(self.cfg)) from None
-    return {p: (int(n), {c: (dict(zip(cols, v)).get(c)) for c in spec.cost_columns}) for p, n, *v in rows if in_window(p, start_date, end_date)}
+    except Exception as x: raise ch_error(x, ch_table(self.cfg, name)) from None
+    return {per: (int(n), {c: (dict(zip(cols, v)).get(c)) for c in spec.cost_columns}) for per, n, *v in rows if in_window(per, start_date, end_date)}
 
 # %% ../nbs/45_clickhouse.ipynb #974b6ca6
 @patch
 def begin(self: ClickHouse, export: Export) -> list:
     "Drop the staging tables of this export a killed run left (another export's may be in use by its own run)."
-    prefix = f"{self.cfg['database.clickhouse.table_id']}__staging_{export.id.replace('-', '_')}_"
+    prefix = f"{self.name(export)}__staging_{export.id.replace('-', '_')}_"
     try:
         old = [r[0] for r in self.client.query(f"SELECT name FROM system.tables WHERE database = {_lit(self.cfg['database.clickhouse.database'])} "
                                                f"AND startsWith(name, {_lit(prefix)})").result_rows]
         for t in old: self.client.command(f"DROP TABLE IF EXISTS {_q(self.cfg['database.clickhouse.database'])}.{_q(t)}{_on(self.cfg)}")
     except FinopsError: raise
-    except Exception as e: raise ch_error(e, ch_table(self.cfg)) from None
+    except Exception as x: raise ch_error(x, ch_table(self.cfg)) from None
     return [f"dropped {len(old)} staging tables a killed run left in ClickHouse"] if old else []

@@ -16,7 +16,7 @@ from .core import ConfigError, check_window, mask_secret, parse_period
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
     name: str
-    kind: str = "str"   # str | path | int | choice | period | url | dsn | size
+    kind: str = "str"   # str | path | int | bool | choice | period | url | dsn | size
     default: object = None
     help: str = ""
     secret: bool = False
@@ -55,12 +55,17 @@ KEYS = (
     Key("aws.bucket", "str", None, "S3 bucket holding the export, or file:///path for a local mirror of it"),
     Key("aws.prefix", "str", "", "S3 path prefix given when the export was created (may be empty)"),
     Key("aws.export_name", "str", None, "report name (CUR v1) or export name (CUR 2.0)"),
-    Key("aws.cur_version", "choice", "v1", "\"v1\" (legacy CUR) or \"v2\" (CUR 2.0 Data Export)", choices=("v1", "v2")),
+    Key("aws.cur_version", "choice", "v1", "\"v1\" (legacy CUR), \"v2\" (CUR 2.0 Data Export) or \"focus\" (Data Exports' FOCUS 1.2 with AWS columns)",
+        choices=("v1", "v2", "focus")),
     Key("aws.aws_access_key_id", "str", None, "access key id (empty: the standard AWS credential chain)", secret=True),
     Key("aws.aws_secret_access_key", "str", None, "secret access key (empty: the standard AWS credential chain)", secret=True),
     Key("aws.region", "str", None, "AWS region of the bucket (empty: from the AWS config)"),
     Key("aws.endpoint_url", "url", None, "S3-compatible endpoint; AWS_ENDPOINT_URL is honoured too (empty: AWS S3)"),
     Key("aws.profile", "str", None, "named AWS profile from ~/.aws/config (empty: default chain)"),
+    Key("focus.enabled", "bool", True, "build the FOCUS table at every load, and export and load it in run-pipeline"),
+    Key("focus.bigquery_table", "str", "focus", "BigQuery table of the FOCUS rows (in [database.bigquery] dataset_id)"),
+    Key("focus.clickhouse_table", "str", "focus", "ClickHouse table of the FOCUS rows (in [database.clickhouse] database)"),
+    Key("focus.validator", "path", None, "the focus-validator program (empty: the one scripts/setup-focus-validator.sh builds)"),
 )
 KEY = {k.name: k for k in KEYS}
 
@@ -78,6 +83,11 @@ def check_value(key: Key, # the setting
         if isinstance(value, bool) or not re.fullmatch(r"\s*\d+\s*", str(value)) or int(value) < 1:
             bad("use a whole number of at least 1")
         return int(value)
+    if key.kind == "bool":
+        if isinstance(value, bool): return value
+        if str(value).strip().lower() in ("true", "1", "yes", "on"): return True
+        if str(value).strip().lower() in ("false", "0", "no", "off"): return False
+        bad("use true or false")
     if not isinstance(value, str): bad("use a quoted string")
     value = value.strip()
     if key.kind == "choice" and value not in key.choices:
@@ -212,6 +222,7 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
 # %% ../nbs/01_config.ipynb #aa2ce301
 def _toml_value(v):
     if v is None: return '""'
+    if isinstance(v, bool): return "true" if v else "false"
     return str(v) if isinstance(v, int) else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 def example_config() -> str:

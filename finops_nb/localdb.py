@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['LOG', 'connect', 'table_columns', 'database_lock', 'Source', 'sources', 'Plan', 'plan', 'source_totals',
-           'table_totals', 'file_totals', 'duckdb_message', 'load_delivery', 'migrate', 'DuckDB', 'load_billing_local']
+           'table_totals', 'file_totals', 'duckdb_message', 'load_delivery', 'migrate', 'build_focus', 'DuckDB',
+           'FocusTable', 'load_billing_local']
 
 # %% ../nbs/21_localdb.ipynb #7aaa238e
 import csv, gzip, json, shutil, tempfile, time, zipfile, zlib
@@ -16,7 +17,7 @@ from pathlib import Path
 from fastcore.basics import patch
 from .core import InputError, TransientError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
-from .schema import CHECK_DECIMAL, META, VARCHAR, cast_expr, lit, null_spelling, q, table_spec
+from .schema import _NULLS, CHECK_DECIMAL, META, VARCHAR, cast_expr, lit, null_spelling, q, table_spec
 from .storage import check_file
 
 # %% ../nbs/21_localdb.ipynb #5881bb1b
@@ -183,7 +184,7 @@ def file_totals(d: Delivery, # a staged delivery (files are local paths)
                ) -> tuple:
     "`(rows, {cost column: Decimal})` of a staged delivery, read from its files."
     import duckdb
-    spec = table_spec(d.export.provider)
+    spec = table_spec(d.export)
     with tempfile.TemporaryDirectory(prefix=".finops-unzipped-") as scratch:
         con = duckdb.connect()
         try:
@@ -217,7 +218,7 @@ def _find_bad_value(con, srcs, p: Plan):
         for r, ref, t in s.columns:
             dest = p.types[p.names[r]]
             if dest == VARCHAR: continue
-            bad = con.execute(f"SELECT {ref} FROM {s.relation} WHERE {ref} IS NOT NULL AND CAST({ref} AS VARCHAR) <> '' "
+            bad = con.execute(f"SELECT {ref} FROM {s.relation} WHERE {ref} IS NOT NULL AND CAST({ref} AS VARCHAR) NOT IN ({_NULLS}) "
                               f"AND TRY({cast_expr(ref, t, dest)}) IS NULL LIMIT 1").fetchall()
             if bad:
                 return f"column {r!r}: value {str(bad[0][0])[:80]!r} is not a valid {dest} (in {', '.join(f.name for f in s.files)})"
@@ -240,10 +241,11 @@ def _notes(p: Plan, nulls: dict) -> list:
 
 def load_delivery(con, # an open connection (not in a transaction)
                   d: Delivery, # a staged delivery
+                  focus=False, # also build the period's FOCUS rows, in the same transaction
                  ) -> tuple:
     "Replace the delivery's export and period in its table, atomically: `(rows, totals, notes)`; raises `FinopsError` on failure."
     import duckdb
-    t0, spec, ex = time.time(), table_spec(d.export.provider), d.export
+    t0, spec, ex = time.time(), table_spec(d.export), d.export
     scratch = Path(tempfile.mkdtemp(prefix=".finops-unzipped-", dir=d.meta.get("folder") or Path(d.files[0]).parent))  # this load's own
     table = spec.table
     try:
@@ -257,6 +259,9 @@ def load_delivery(con, # an open connection (not in a transaction)
                 _ensure_log(con)
                 existing = table_columns(con, table)
                 p = plan(spec, srcs, dict(d.columns), existing)
+                if not any(c in p.types for c in spec.cost_columns):
+                    raise InputError(f"{d.period} {d.delivery_id}: the files have none of the columns {', '.join(spec.cost_columns)}; "
+                                     f"is export {ex.name!r} of the kind the config says ({ex.kind})? Check [aws] cur_version")
                 if not existing:
                     cols = [f"{m} VARCHAR" for m in META] + [f"{q(c)} {t}" for c, t in p.new]
                     con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
@@ -274,6 +279,12 @@ def load_delivery(con, # an open connection (not in a transaction)
                     diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in spec.cost_columns if tot[c] != src_tot[c])
                     raise InputError(f"{d.period} {d.delivery_id}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))
                 if gzip_check.result(): raise InputError("gzip check failed")  # reported below, after the rollback
+                if focus:
+                    from finops_nb.focus import build
+                    try: build(con, ex, d.period, d.delivery_id)
+                    except duckdb.Error as e:
+                        raise InputError(f"{d.period} {d.delivery_id}: load refused, previous data kept: "
+                                         f"building its FOCUS rows failed: {duckdb_message(e)}") from None
                 con.execute(f"INSERT INTO {LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [ex.id, ex.provider, ex.kind, d.period, d.delivery_id, table, len(d.files), rows,
                              json.dumps({c: None if v is None else str(v) for c, v in tot.items()}), json.dumps(nulls),
@@ -298,7 +309,7 @@ def migrate(con, # a write connection, not in a transaction
             staged=None, # {period: delivery id} staged for `export` (default: none known)
            ) -> list:
     "Give the rows of a database written before export ids to `export`, in one transaction; the notes saying so."
-    spec = table_spec(export.provider)
+    spec = table_spec(export)
     cols, log = table_columns(con, spec.table), table_columns(con, LOG)
     if (not cols or "export_id" in cols) and (not log or "export_id" in log): return []
     kinds = {"v1": "cur1", "v2": "cur2"}
@@ -337,6 +348,29 @@ def migrate(con, # a write connection, not in a transaction
         import duckdb
         if isinstance(e, duckdb.Error): raise InputError(f"{path}: migration failed, database unchanged: {duckdb_message(e)}") from None
         raise
+
+# %% ../nbs/21_localdb.ipynb #d9222a0a
+def build_focus(con, # a write connection, not in a transaction
+                export: Export, # whose periods
+                periods=None, # the periods to build (default: those whose FOCUS rows are missing or stale)
+               ) -> list:
+    "Build the FOCUS rows of an export's periods from its rows in DuckDB, each period in its own transaction; the notes saying so."
+    import duckdb
+    from finops_nb.focus import build, stale
+    if "export_id" not in table_columns(con, LOG): return []
+    held = dict(con.execute(f"SELECT billing_period, arg_max(delivery_id, loaded_at) FROM {LOG} WHERE export_id = ? GROUP BY 1",
+                            [export.id]).fetchall())
+    todo = sorted(periods) if periods is not None else stale(con, export, held)
+    for period in todo:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            build(con, export, period, held[period])
+            con.execute("COMMIT")
+        except BaseException as e:
+            con.execute("ROLLBACK")
+            if isinstance(e, duckdb.Error): raise InputError(f"{period}: building the FOCUS rows failed, nothing changed: {duckdb_message(e)}") from None
+            raise
+    return [f"FOCUS rows built for {len(todo)} period(s) already loaded ({', '.join(todo[:6])}{' …' if len(todo) > 6 else ''})"] if todo else []
 
 # %% ../nbs/21_localdb.ipynb #2d81c174
 class DuckDB(Destination):
@@ -391,7 +425,7 @@ def loads(self: DuckDB, export: Export) -> list:
 @patch
 def totals(self: DuckDB, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} of `export`, summed from the table."
-    spec = table_spec(export.provider)
+    spec = table_spec(export)
     def read(con):
         have = table_columns(con, spec.table)
         if "export_id" not in have: return []
@@ -402,17 +436,52 @@ def totals(self: DuckDB, export: Export, start_date=None, end_date=None) -> dict
 # %% ../nbs/21_localdb.ipynb #45886181
 @patch
 def begin(self: DuckDB, export: Export):
-    "Migrate a database written before export ids (see `migrate`)."
+    "Migrate a database written before export ids (see `migrate`); build the FOCUS rows of periods that lack them (see `build_focus`)."
     if not self.path.is_file(): return []
     from finops_nb.staging import staged_ids
-    return migrate(self._write(), export, str(self.path), staged_ids(self.cfg["staging_dir"], export))
+    notes = migrate(self._write(), export, str(self.path), staged_ids(self.cfg["staging_dir"], export))
+    return notes + (build_focus(self._write(), export) if self.cfg["focus.enabled"] else [])
 
 # %% ../nbs/21_localdb.ipynb #8a25e5f3
 @patch
 def apply(self: DuckDB, d: Delivery, status: str):
     "Load one staged delivery, replacing its export's period."
-    rows, tot, notes = load_delivery(self._write(), d)
+    rows, tot, notes = load_delivery(self._write(), d, focus=self.cfg["focus.enabled"])
     return self.result(d, "loaded" if status == "new" else "replaced", files=len(d.files), rows=rows, totals=tot, notes=notes)
+
+# %% ../nbs/21_localdb.ipynb #53bf5440
+class FocusTable(Destination):
+    "The DuckDB database's `focus` table, per export and period."
+    label, step = "focus", "load_local"
+    def __init__(self, cfg): self.cfg, self.db = cfg, DuckDB(cfg)
+    def deliveries(self, export: Export, start_date=None, end_date=None) -> list:
+        "The FOCUS rows of each period of `export` in the window: the delivery they were built from, their rows and totals."
+        from finops_nb.focus import LOG as FLOG
+        def read(con):
+            if not table_columns(con, FLOG): return []
+            return con.execute(f"SELECT billing_period, arg_max(delivery_id, built_at), arg_max(rows, built_at), arg_max(totals, built_at) "
+                               f"FROM {FLOG} WHERE export_id = ? GROUP BY 1 ORDER BY 1", [export.id]).fetchall()
+        return [Delivery(export, p, i, [], "duckdb", rows=n, totals={c: None if v is None else Decimal(v) for c, v in json.loads(t).items()})
+                for p, i, n, t in self.db._read(read) or [] if in_window(p, start_date, end_date)]
+    def totals(self, export: Export, start_date=None, end_date=None) -> dict:
+        "{period: (rows, totals)} of `export`'s FOCUS rows, summed from the table."
+        from finops_nb.focus import FOCUS
+        def read(con):
+            if "x_ExportId" not in table_columns(con, FOCUS.table): return []
+            sums = ", ".join(f"sum({q(c)})" for c in FOCUS.cost_columns)
+            return con.execute(f"SELECT x_BillingPeriod, count(*), {sums} FROM {FOCUS.table} WHERE x_ExportId = ? GROUP BY 1", [export.id]).fetchall()
+        return {p: (n, dict(zip(FOCUS.cost_columns, v))) for p, n, *v in self.db._read(read) or [] if in_window(p, start_date, end_date)}
+    def source_totals(self, export: Export, start_date=None, end_date=None) -> dict:
+        "{period: (rows, {BilledCost, EffectiveCost})}: what the export's own rows say its FOCUS rows must be (the mapping's rows and source totals)."
+        from finops_nb.focus import RECONCILED, mapping
+        m = mapping(export)
+        def read(con):
+            have = table_columns(con, m.source_table)
+            if "export_id" not in have: return []
+            sql = ", ".join(m.source_totals(have)[c] for c in RECONCILED)
+            return con.execute(f"SELECT billing_period, {m.rows(have)}, {sql} FROM {m.source_table} AS s "
+                               "WHERE export_id = ? GROUP BY 1", [export.id]).fetchall()
+        return {p: (n, dict(zip(RECONCILED, v))) for p, n, *v in self.db._read(read) or [] if in_window(p, start_date, end_date)}
 
 # %% ../nbs/21_localdb.ipynb #696ba035
 def load_billing_local(cfg, # a `Config`

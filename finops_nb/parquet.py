@@ -12,16 +12,17 @@ from pathlib import Path
 from fastcore.basics import patch
 from .core import InputError, exclusive, in_window
 from .delivery import Delivery, Destination, Export
-from .schema import lit, table_spec
+from .schema import lit, q, table_spec
 from .localdb import connect, database_lock, table_totals
 
 # %% ../nbs/30_parquet.ipynb #fd4eca1a
 def parquet_path(folder, # the Parquet root, `parquet_dir`
                  export: Export, # whose file
                  period: str, # billing period
+                 spec=None, # the `TableSpec` of the rows (default: the export's own table; `focus.FOCUS` for its FOCUS rows)
                 ) -> Path:
-    "Where the file of an export's billing period goes."
-    return Path(folder) / export.id / f"{period}_{table_spec(export.provider).parquet_name}.parquet"
+    "Where the file of an export's billing period goes: `{folder}/{export id}/{period}_aws_billing.parquet` (`…_focus.parquet`)."
+    return Path(folder) / export.id / f"{period}_{(spec or table_spec(export)).parquet_name}.parquet"
 
 # %% ../nbs/30_parquet.ipynb #5d268a0b
 def parquet_info(*paths, # Parquet files
@@ -47,20 +48,26 @@ def parquet_info(*paths, # Parquet files
 def export_period(con, # a DuckDB connection
                   d: Delivery, # the export's period as DuckDB holds it
                   path: Path, # final file name
+                  spec=None, # the `TableSpec` of the rows (default: the export's own table)
                  ) -> tuple:
     "Write the export's rows of the period to `path` via a verified temporary file; returns (rows, totals)."
-    spec = table_spec(d.export.provider)
+    spec = spec or table_spec(d.export)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    where = f"WHERE export_id = {lit(d.export.id)} AND billing_period = {lit(d.period)}"
+    where = f"WHERE {q(spec.keys[0])} = {lit(d.export.id)} AND {q(spec.keys[1])} = {lit(d.period)}"
+    log, at = ("finops_focus_log", "built_at") if spec.table == "focus" else ("finops_load_log", "loaded_at")
     try:
-        held = con.execute("SELECT arg_max(delivery_id, loaded_at) FROM finops_load_log WHERE export_id = ? AND billing_period = ?",
+        held = con.execute(f"SELECT arg_max(delivery_id, {at}) FROM {log} WHERE export_id = ? AND billing_period = ?",
                            [d.export.id, d.period]).fetchall()[0][0]  # under the lock: the delivery the rows now are
         rows, tot = table_totals(con, spec, spec.table, where)
         meta = {"export_id": d.export.id, "billing_period": d.period, "delivery_id": held or d.delivery_id, "rows": str(rows),
                 "totals": json.dumps({c: None if v is None else str(v) for c, v in tot.items()})}
         kv = "{" + ", ".join(f"finops_{k}: {lit(v)}" for k, v in meta.items()) + "}"
-        con.execute(f"COPY (SELECT * FROM {spec.table} {where}) TO {lit(tmp)} "
+        cols = "*"
+        if spec.table == "focus":  # JSON as text: readers without Parquet's JSON type (pyarrow < 19, the validator) see bytes otherwise
+            from finops_nb.focus import TYPES
+            cols = "* REPLACE (" + ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c, t in TYPES.items() if t == "JSON") + ")"
+        con.execute(f"COPY (SELECT {cols} FROM {spec.table} {where}) TO {lit(tmp)} "
                     f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE_BYTES '128MB', KV_METADATA {kv})")
         got_rows, got = table_totals(con, spec, f"read_parquet({lit(tmp)})")
         if got_rows != rows or got != tot:
@@ -77,10 +84,17 @@ def _info(d: Delivery, info: dict):
                                        rows=int(info.get("rows") or 0), totals=totals)
 
 class Parquet(Destination):
-    "The Parquet folder: one file per export and billing period."
+    "The Parquet folder: one file per export and billing period (of the export's rows, or of its FOCUS rows)."
     label, step, verb = "parquet", "export_parquet", "export"
-    def __init__(self, cfg, output_dir=None, overwrite=False):
-        self.cfg, self.root, self.overwrite, self._con = cfg, Path(output_dir or cfg["parquet_dir"]), overwrite, None
+    def __init__(self, cfg, output_dir=None, overwrite=False,
+                 focus=False, # the FOCUS files (`{period}_focus.parquet`) instead of the export's own
+                ):
+        self.cfg, self.root, self.overwrite, self._con, self.focus = cfg, Path(output_dir or cfg["parquet_dir"]), overwrite, None, focus
+        if focus: self.label, self.step = "focus-parquet", "focus_parquet"
+    def spec(self, export: Export):
+        "The `TableSpec` of the rows its files hold."
+        from finops_nb.focus import FOCUS
+        return FOCUS if self.focus else table_spec(export)
     def lock(self, export: Export): return exclusive(database_lock(self.cfg), "the DuckDB database and its exports")
     def close(self):
         "Let go of the read-only DuckDB connection an export run kept."
@@ -94,7 +108,7 @@ class Parquet(Destination):
         out = []
         for f, info in parquet_info(*files).items():
             if info.get("export_id") != export.id or not info.get("delivery_id") or not in_window(info.get("billing_period"), start_date, end_date): continue
-            if Path(f) != parquet_path(self.root, export, info["billing_period"]): continue  # a copy under another name
+            if Path(f) != parquet_path(self.root, export, info["billing_period"], self.spec(export)): continue  # another dataset's, or a copy
             out.append(_info(Delivery(export, info["billing_period"], info["delivery_id"], [f]), info))
         return sorted(out, key=lambda d: d.period)
 
@@ -103,7 +117,7 @@ class Parquet(Destination):
 def totals(self: Parquet, export: Export, start_date=None, end_date=None) -> dict:
     "{period: (rows, totals)} read from the files themselves (not their metadata)."
     import duckdb
-    spec, con = table_spec(export.provider), duckdb.connect()
+    spec, con = self.spec(export), duckdb.connect()
     try: return {d.period: table_totals(con, spec, f"read_parquet({lit(d.files[0])})") for d in self.deliveries(export, start_date, end_date)}
     finally: con.close()
 
@@ -117,14 +131,14 @@ def begin(self: Parquet, export: Export):
 @patch
 def apply(self: Parquet, d: Delivery, status: str):
     "Export one period DuckDB holds."
-    path = parquet_path(self.root, d.export, d.period)
+    path = parquet_path(self.root, d.export, d.period, self.spec(d.export))
     info = parquet_info(path)[str(path)] if path.exists() else None
     action = ("exported" if info is None else "overwritten" if status == "up to date"
               else f"re-exported (stale: was {info['delivery_id']})" if info.get("delivery_id") else None)
     if action is None and not self.overwrite:
         return self.result(d, "skipped", path=str(path), notes=[f"{path}: no finops metadata; use --overwrite to replace it"])
     if self._con is None: self._con = connect(self.cfg, read_only=True)  # one for the periods of a run
-    try: rows, tot = export_period(self._con, d, path)
+    try: rows, tot = export_period(self._con, d, path, self.spec(d.export))
     except OSError as e: raise InputError(f"{path}: {e}") from None
     return self.result(d, action or "overwritten", files=1, rows=rows, totals=tot, path=str(path))
 
@@ -172,12 +186,13 @@ def export_parquet(cfg, # a `Config`
                    overwrite=False, # rewrite files that are up to date too
                    progress=None, # progress bar over periods
                    exports=None, # the `Export`s (default: the config's)
+                   focus=False, # export the FOCUS rows (`{period}_focus.parquet`) instead of the export's own
                   ) -> list:
-    "Export every period DuckDB holds of the config's export(s); a `Result` per period."
+    "Export every period DuckDB holds of the config's export(s) (or of their FOCUS rows); a `Result` per period."
     from finops_nb.delivery import apply_all
-    from finops_nb.localdb import DuckDB
+    from finops_nb.localdb import DuckDB, FocusTable
     from finops_nb.pipeline import config_exports
     start_date, end_date = cfg.window(start_date, end_date)
-    dest = Parquet(cfg, output_dir, overwrite)
-    held = [d for e in exports or config_exports(cfg) for d in DuckDB(cfg).deliveries(e, start_date, end_date)]
+    dest, src = Parquet(cfg, output_dir, overwrite, focus), (FocusTable(cfg) if focus else DuckDB(cfg))
+    held = [d for e in exports or config_exports(cfg) for d in src.deliveries(e, start_date, end_date)]
     return apply_all(dest, held, overwrite=overwrite, progress=progress)

@@ -15,7 +15,7 @@ from .core import ConfigError, FinopsError, InputError, TransientError
 from .delivery import Result, apply_all, status
 
 # %% ../nbs/50_pipeline.ipynb #2507cb2b
-STEPS = ("extract", "load_local", "export_parquet", "load_remote")
+STEPS = ("extract", "load_local", "export_parquet", "load_remote", "focus_parquet", "focus_remote")
 
 # %% ../nbs/50_pipeline.ipynb #10d34a9a
 def config_sources(cfg, # a `Config`
@@ -42,12 +42,14 @@ def destinations(cfg, # a `Config`
     from finops_nb.localdb import DuckDB
     from finops_nb.parquet import Parquet
     out = [Staging(cfg["staging_dir"], store, progress=progress), DuckDB(cfg), Parquet(cfg)]
-    if cfg.bigquery_enabled:
-        from finops_nb.bigquery import BigQuery
-        out.append(BigQuery(cfg))
-    if cfg.clickhouse_enabled:
-        from finops_nb.clickhouse import ClickHouse
-        out.append(ClickHouse(cfg))
+    for focus in (False, True) if cfg["focus.enabled"] else (False,):
+        if focus: out.append(Parquet(cfg, focus=True))
+        if cfg.bigquery_enabled:
+            from finops_nb.bigquery import BigQuery
+            out.append(BigQuery(cfg, focus=focus))
+        if cfg.clickhouse_enabled:
+            from finops_nb.clickhouse import ClickHouse
+            out.append(ClickHouse(cfg, focus=focus))
     return out
 
 # %% ../nbs/50_pipeline.ipynb #e4d740fe
@@ -170,6 +172,19 @@ def load_remote(self: Pipeline):
     "Load Parquet files into each remote (BigQuery, ClickHouse: those configured) where it does not hold them."
     return self._step("load_remote", lambda e: self.dests["export_parquet"][0].deliveries(e, self.start, self.end))
 
+# %% ../nbs/50_pipeline.ipynb #e165f01c
+@patch
+def focus_parquet(self: Pipeline):
+    "Export the FOCUS rows of every period DuckDB holds that has no up-to-date `{period}_focus.parquet` file."
+    from finops_nb.localdb import FocusTable
+    return self._step("focus_parquet", lambda e: FocusTable(self.cfg).deliveries(e, self.start, self.end))
+
+# %% ../nbs/50_pipeline.ipynb #d7ade4f9
+@patch
+def focus_remote(self: Pipeline):
+    "Load the FOCUS files into each remote's FOCUS table where it does not hold them."
+    return self._step("focus_remote", lambda e: self.dests["focus_parquet"][0].deliveries(e, self.start, self.end))
+
 # %% ../nbs/50_pipeline.ipynb #fe0d43da
 @patch
 def would(self: Pipeline) -> list:
@@ -205,7 +220,7 @@ def would(self: Pipeline) -> list:
 def run(self: Pipeline):
     "Run every step (or, for a dry run, say what each would do); failures are recorded, see `finish`."
     if self.dry_run: self.would(); return self
-    self.extract(); self.load_local(); self.export_parquet(); self.load_remote()
+    self.extract(); self.load_local(); self.export_parquet(); self.load_remote(); self.focus_parquet(); self.focus_remote()
     return self
 
 # %% ../nbs/50_pipeline.ipynb #14912cbf
@@ -235,17 +250,28 @@ Pipeline.__repr__ = Pipeline.__str__
 class Reconciliation:
     "Rows and exact cost totals per export, period and destination."
     rows: list   # [(export id, period, destination, rows, {cost column: Decimal})]
+    @staticmethod
+    def dataset(destination: str) -> str:
+        "`focus` for the FOCUS rows' copies (`focus-source`, `focus`, `focus-parquet`…), else `billing`."
+        return "focus" if destination.startswith("focus") else "billing"
+    @staticmethod
+    def compared(destination: str, totals: dict) -> tuple:
+        "What must be equal across a dataset's copies: every cost total, or for FOCUS the reconciled ones (the source states only those)."
+        from finops_nb.focus import RECONCILED
+        keep = RECONCILED if Reconciliation.dataset(destination) == "focus" else totals
+        return tuple(sorted((c, totals.get(c)) for c in keep))
     @property
     def ok(self) -> bool:
-        "Do all destinations agree, for every export and period?"
+        "Do all copies of a dataset agree, for every export and period?"
         by = {}
-        for e, p, _, n, t in self.rows: by.setdefault((e, p), set()).add((n, tuple(sorted(t.items()))))
+        for e, p, d, n, t in self.rows: by.setdefault((e, p, self.dataset(d)), set()).add((n, self.compared(d, t)))
         return all(len(v) == 1 for v in by.values())
     def table(self, column=None, # the cost column to show (default: the first)
+              dataset="billing", # "billing" (the exports' own rows) or "focus"
              ) -> tuple:
         "`(headers, rows)`: the wide form, one row per export and period (see `report.reconciliation_table`)."
         from finops_nb.report import reconciliation_table
-        return reconciliation_table(self, column)
+        return reconciliation_table(self, column, dataset)
     def __str__(self):
         from finops_nb.report import reconciliation_text
         return reconciliation_text(self)
@@ -259,17 +285,23 @@ def reconcile(cfg, # a `Config`
               start_date=None, end_date=None, # window; default the config's start_date/end_date
               staged=True, # also sum the staged files (reads them all)
              ) -> Reconciliation:
-    "Rows and exact totals per export and period in staging (read from the files), DuckDB, Parquet and BigQuery (if configured)."
+    "Rows and exact totals per export and period in staging (read from the files), DuckDB, Parquet and the remotes; with FOCUS on, of its rows too."
+    from finops_nb.localdb import FocusTable
     start, end = cfg.window(start_date, end_date)
     out = []
     for export in config_exports(cfg):
+        focus = FocusTable(cfg)
+        sources = [("focus-source", focus.source_totals), (focus.label, focus.totals)] if cfg["focus.enabled"] else []
         for dest in destinations(cfg):
             if dest.label == "staging" and not staged: continue
             try:
                 for period, (n, tot) in sorted(dest.totals(export, start, end).items()):
                     out.append((export.id, period, dest.label, n, tot))
             finally: dest.close()
-    order = {"staging": 0, "duckdb": 1, "parquet": 2, "bigquery": 3, "clickhouse": 4}
+        for label, totals in sources:
+            out += [(export.id, period, label, n, tot) for period, (n, tot) in sorted(totals(export, start, end).items())]
+    order = {"staging": 0, "duckdb": 1, "parquet": 2, "bigquery": 3, "clickhouse": 4,
+             "focus-source": 5, "focus": 6, "focus-parquet": 7, "focus-bigquery": 8, "focus-clickhouse": 9}
     return Reconciliation(sorted(out, key=lambda r: (r[0], r[1], order.get(r[2], 9))))
 
 # %% ../nbs/50_pipeline.ipynb #ed9e199c

@@ -82,27 +82,33 @@ def frame(results, # a step's results (dataclasses or dicts), or None for a step
 
 # %% ../nbs/55_report.ipynb #abace982
 def reconciliation_table(rec, # a `Reconciliation`
-                         column=None, # the cost column to show (default: the first)
+                         column=None, # the cost column to show (default: the first; `BilledCost` for FOCUS)
+                         dataset="billing", # "billing" (the exports' own rows) or "focus" (their FOCUS rows)
                         ) -> tuple:
-    "`(headers, rows)`: per export and period, `rows / total` of `column` (default: the first cost column) in each destination, and the match."
-    dests = list(dict.fromkeys(d for _, _, d, _, _ in rec.rows))
-    column = column or next((c for *_, t in rec.rows for c in t), "cost")
+    "`(headers, rows)`: per export and period, `rows / total` of `column` in each copy of the dataset, and the match."
+    from finops_nb.pipeline import Reconciliation as R
+    mine = [r for r in rec.rows if R.dataset(r[2]) == dataset]
+    dests = list(dict.fromkeys(d for _, _, d, _, _ in mine))
+    column = column or ("BilledCost" if dataset == "focus" else next((c for *_, t in mine for c in t), "cost"))
     by = {}
-    for e, p, d, n, t in rec.rows: by.setdefault((e, p), {})[d] = (n, t)
+    for e, p, d, n, t in mine: by.setdefault((e, p), {})[d] = (n, R.compared(d, t), t)
     out = []
     for k in sorted(by, reverse=True):
         vals = [by[k].get(d) for d in dests]
-        present = [(v[0], tuple(sorted(v[1].items()))) for v in vals if v is not None]
+        present = [v[:2] for v in vals if v is not None]
         ok = all(v == present[0] for v in present)
-        cells = [f"{v[0]} / {'' if v[1].get(column) is None else f'{v[1][column].normalize():f}'}" if v else "" for v in vals]
+        cells = [f"{v[0]} / {'' if v[2].get(column) is None else f'{v[2][column].normalize():f}'}" if v else "" for v in vals]
         out.append((*k, *cells, "yes" if ok else "NO"))
     return ("export", "period", *[f"{d} rows / {column}" for d in dests], "match"), out
 
 # %% ../nbs/55_report.ipynb #878727fb
 def reconciliation_text(rec, # a `Reconciliation`
                        ) -> str:
+    "The exports' own rows, then (when there are any) their FOCUS rows: `BilledCost` shown, `EffectiveCost` compared too."
     h, rows = reconciliation_table(rec)
-    return text_table(rows, h) if rows else "nothing to reconcile"
+    fh, frows = reconciliation_table(rec, dataset="focus")
+    parts = ([text_table(rows, h)] if rows else []) + ([f"FOCUS (BilledCost and EffectiveCost compared)\n{text_table(frows, fh)}"] if frows else [])
+    return "\n\n".join(parts) or "nothing to reconcile"
 
 # %% ../nbs/55_report.ipynb #a03cf23c
 def reconciliation_html(rec, # a `Reconciliation`

@@ -92,13 +92,15 @@ class TableSpec:
     cost_columns: tuple      # reconciled at every load, exactly
     partition_column: str    # BigQuery MONTH partitions on it
     cluster_columns: tuple   # BigQuery clustering
+    keys: tuple = META       # the columns naming a row's export, billing period and delivery
     def name_columns(self, raw_names) -> tuple: return name_columns(raw_names, self.normalise)
 
 # %% ../nbs/06_schema.ipynb #0c6ff917
-def table_spec(provider: str, # "aws" (later "azure", "gcp")
+def table_spec(export, # an `Export`, or a provider's name ("aws"): its default kind
               ) -> TableSpec:
-    "The `TableSpec` of a provider, from its subpackage (`finops_nb.aws.schema.CUR`, …)."
-    specs = {"aws": ("finops_nb.aws.schema", "CUR")}
+    "The `TableSpec` an export's rows are stored by, from its provider's subpackage (`finops_nb.aws.schema.CUR`, …)."
+    provider, kind = (export, None) if isinstance(export, str) else (export.provider, export.kind)
+    specs = {"aws": ("finops_nb.aws.schema", "spec")}
     if provider not in specs: raise InputError(f"provider {provider!r} is not supported; use one of {', '.join(specs)}")
     mod, name = specs[provider]
-    return getattr(importlib.import_module(mod), name)
+    return getattr(importlib.import_module(mod), name)(kind)

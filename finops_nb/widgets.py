@@ -20,8 +20,9 @@ class PipelinePanel:
         hint = lambda key, open_: f"YYYY-MM; empty: {cfg.get(key) or open_}"
         self.start = W.Text(description="start", placeholder=hint("start_date", "no lower bound"))
         self.end = W.Text(description="end", placeholder=hint("end_date", "no upper bound"))
-        self.steps = {s: W.Checkbox(value=s != "load_remote" or cfg.bigquery_enabled or cfg.clickhouse_enabled, description=s, indent=False,
-                                    layout=W.Layout(width="auto")) for s in STEPS}
+        remote = cfg.bigquery_enabled or cfg.clickhouse_enabled
+        on = lambda s: (remote or s not in ("load_remote", "focus_remote")) and (cfg["focus.enabled"] or not s.startswith("focus"))
+        self.steps = {s: W.Checkbox(value=on(s), description=s, indent=False, layout=W.Layout(width="auto")) for s in STEPS}
         self.dry_run = W.Checkbox(value=False, description="dry run (write nothing)", indent=False, layout=W.Layout(width="auto"))
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.status = W.Label("")

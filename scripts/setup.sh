@@ -8,4 +8,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
 bash scripts/setup-test-servers.sh >/dev/null
+bash scripts/setup-focus-validator.sh >/dev/null
 echo "setup: ready (.venv, test servers cached)"

@@ -26,9 +26,16 @@ Layouts (bucket-relative keys; ``<prefix>`` may be empty or nested)::
       <prefix>/<report>/<report>/year=2018/month=10/<report>-00001.snappy.parquet
       <prefix>/<report>/<YYYYMMDD-YYYYMMDD>/<report>-Manifest.json
       <prefix>/<report>/cost_and_usage_data_status/cost_and_usage_data_status.parquet
-    CUR 2.0 (AWS Data Exports)
+    CUR 2.0 and FOCUS 1.2 (AWS Data Exports: same layout, different columns)
       <prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/[<YYYYMMDDTHHMMSSZ>-<executionId>/]<export>-00001.csv.gz
       <prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json
+
+Builders: ``build_v1_csv``, ``restate_v1``, ``build_v1_parquet``, ``build_v2`` (``charges="full"``
+adds every special line item type: Savings Plans, RIs, discounts, refund, marketplace ...),
+``build_focus`` (AWS's "FOCUS 1.2 with AWS columns") and ``build_mixed_bucket`` (one legacy
+CUR, one CUR 2.0 and one FOCUS export under one prefix). Read a delivery back from its files
+with ``read_rows``, ``totals``, ``line_type_counts``/``line_type_totals`` (CUR 2.0),
+``focus_totals`` and ``v2_amortized_cost_sum``: exact Decimal sums, whatever the format.
 
 A restated period (AWS re-delivers a month: a new complete snapshot, and the top-level
 manifest names the newest assembly) is ``restate_v1(root)``, or by hand::
@@ -61,7 +68,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -216,6 +223,7 @@ class V2Delivery:
     rows_per_file: tuple[int, ...]
     row_count: int
     unblended_cost_sum: Decimal  # exact, from the generated text values
+    charges: str = "basic"  # "basic" | "full" (see build_v2)
 
     @property
     def periods(self) -> tuple[str, ...]:
@@ -814,7 +822,8 @@ def _json_map(d: Mapping[str, Any] | None, rng: random.Random) -> str:
     return "{}" if rng.random() < 0.5 else ""
 
 
-def _gen_v2_rows(period: str, n: int, seed: int, num: Callable[[Decimal], str]) -> list[dict[str, str]]:
+def _gen_v2_rows(period: str, n: int, seed: int, num: Callable[[Decimal], str],
+                 charges: str = "basic") -> list[dict[str, str]]:
     rng = random.Random(f"cur2/{period}/{seed}")
     start, end = period_bounds(period)
     days = (end - start).days
@@ -1003,7 +1012,649 @@ def _gen_v2_rows(period: str, n: int, seed: int, num: Callable[[Decimal], str]) 
         else:
             r["discount"] = _json_map(None, rng)
         out.append(r)
+    if charges == "full":  # the basic rows above are drawn exactly as before, then completed
+        return _V2FullBill(period, seed, num).complete(out)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# CUR 2.0, charges="full": every special line item type, consistent with each other
+# --------------------------------------------------------------------------------------
+V2_LINE_ITEM_TYPES_FULL = (
+    "Usage", "DiscountedUsage", "SavingsPlanCoveredUsage", "SavingsPlanNegation",
+    "SavingsPlanRecurringFee", "SavingsPlanUpfrontFee", "RIFee", "Fee", "Credit", "Refund",
+    "Tax", "BundledDiscount", "EdpDiscount",
+)
+_TERM_HOURS = {"1yr": 8760, "3yr": 26280}
+_TERM_DAYS = {"1yr": 365, "3yr": 3 * 365}
+_REGION_SHORT = {"us-east-1": "USE1", "eu-west-1": "EUW1", "us-west-2": "USW2"}
+_NORMALIZATION = {"micro": Decimal("0.5"), "large": Decimal(4), "xlarge": Decimal(8), "2xlarge": Decimal(16)}
+# A fictitious third-party seller (names only look like a real listing)
+_MARKETPLACE = ("Nimbus Logworks, Inc.", "Nimbus Log Analytics Pro (SaaS)")
+_TS_FMT = "%Y-%m-%dT%H:%M:%S.000Z"
+
+
+def _q(x: Decimal, places: int) -> Decimal:
+    return x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def _ceil(x: Decimal, places: int) -> Decimal:
+    return x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING)
+
+
+def _rand_alnum(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+
+def _nf(itype: str) -> Decimal:
+    return _NORMALIZATION.get(itype.split(".")[1], Decimal(4))
+
+
+class _V2FullBill:
+    """Turns the basic CUR 2.0 rows into a complete, self-consistent bill (charges="full").
+
+    Own random stream (``cur2-full/<period>/<seed>``), so the basic rows are unchanged in
+    what they draw. Amounts that feed commitment arithmetic are rounded to 4 decimals and
+    rates to 6, so every product is exact in 10 decimals and the checks below hold with
+    ``==``, never "close enough":
+
+    - Savings Plans: SP "A" (Compute, No Upfront, 1yr, bought before the period) and SP "B"
+      (EC2 Instance m5 in us-east-1, All Upfront, 1yr, bought on day 10 of the period).
+      Each SavingsPlanCoveredUsage row has ``line_item_unblended_cost`` = on-demand cost =
+      ``pricing_public_on_demand_cost`` and ``savings_plan_savings_plan_effective_cost`` =
+      usage x SP rate, and is paired with a SavingsPlanNegation row (same usage, resource,
+      ARN; cost negated; effective cost empty). One SavingsPlanRecurringFee per SP per day:
+      ``total_commitment_to_date`` = 24 x hourly commitment, ``used_commitment`` = the
+      covered effective cost of that day; No Upfront: recurring part = cost = total;
+      All Upfront: cost 0, amortized upfront part = total. SP B has one
+      SavingsPlanUpfrontFee (bill type Purchase) of commitment x 8760.
+    - Reserved Instances: one per basic RIFee row, plus one per (region, type) of
+      DiscountedUsage rows without one, plus "P" (us-east-1 m5.large, Partial Upfront, bought
+      at the start of the period, with a "Fee" row: its upfront). DiscountedUsage: cost 0,
+      ``reservation_effective_cost`` = amortized upfront + recurring for the usage. One
+      RIFee per RI: units = hours of the period x reservations, unused = units - used,
+      cost = recurring x units.
+    - EdpDiscount per basic discounted Usage row (cost = its ``discount_total_discount``),
+      BundledDiscount for data transfer rows made free, a Refund, a marketplace row, a
+      zero-cost row, a 0.0000000186 row; Tax and Credit are added if the basic rows lack one.
+      Discount lines carry ``line_item_net_unblended_cost`` 0 (the discounted line's net
+      cost already holds the discount).
+    """
+
+    def __init__(self, period: str, seed: int, num: Callable[[Decimal], str]):
+        self.rng = random.Random(f"cur2-full/{period}/{seed}")
+        self.num = num
+        start, end = period_bounds(period)
+        self.t0 = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        self.t_end = datetime(end.year, end.month, end.day, tzinfo=timezone.utc)
+        self.days = (end - start).days
+        self.hours = self.days * 24
+        self.new: list[dict[str, str]] = []
+        payer = _ACCOUNTS[0][0]
+        b_day = min(9, self.days - 1)
+        sp_a_start = datetime(start.year - (start.month <= 4), (start.month - 5) % 12 + 1, 1, tzinfo=timezone.utc)
+        self.sps = [
+            dict(key="A", offering="ComputeSavingsPlans", label="Compute", payment="No Upfront",
+                 term="1yr", factor=Decimal("0.72"), start=sp_a_start, first_day=0, region="",
+                 family="", usage_type="ComputeSP:1yrNoUpfront"),
+            dict(key="B", offering="EC2InstanceSavingsPlans", label="EC2 Instance", payment="All Upfront",
+                 term="1yr", factor=Decimal("0.6"), start=self.t0 + timedelta(days=b_day), first_day=b_day,
+                 region="us-east-1", family="m5", usage_type="EC2SP:m5.1yrAllUpfront"),
+        ]
+        for sp in self.sps:
+            sp["arn"] = f"arn:aws:savingsplans::{payer}:savingsplan/{self._uuid()}"
+            sp["end"] = sp["start"] + timedelta(days=_TERM_DAYS[sp["term"]], seconds=-1)
+            sp["used"] = {}
+            sp["rows"] = 0
+        self.ris: list[dict[str, Any]] = []
+
+    # ---------------------------------------------------------------- small helpers
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _id(self) -> str:
+        return _rand_b32(self.rng, 52)
+
+    def _day(self, r: Mapping[str, str]) -> int:
+        us = datetime.strptime(r["line_item_usage_start_date"], _TS_FMT).replace(tzinfo=timezone.utc)
+        return (us - self.t0).days
+
+    def _row(self, lit: str, acct: tuple[str, str], us: datetime, ue: datetime, code: str,
+             pname: str, region: str | None = None, bill_type: str = "Anniversary") -> dict[str, str]:
+        """A new line item with the bill/identity/line item basics of every row."""
+        payer_id, payer_name = _ACCOUNTS[0]
+        product = {"product_name": pname}
+        if region:
+            product.update({"region": region, "servicename": pname})
+        return {
+            "identity_line_item_id": self._id(),
+            "identity_time_interval": _ts_interval(us, ue),
+            "bill_bill_type": bill_type,
+            "bill_billing_entity": "AWS",
+            "bill_billing_period_start_date": _ts(self.t0),
+            "bill_billing_period_end_date": _ts(self.t_end),
+            "bill_invoice_id": "",
+            "bill_invoicing_entity": "Amazon Web Services, Inc.",
+            "bill_payer_account_id": payer_id,
+            "bill_payer_account_name": payer_name,
+            "line_item_usage_account_id": acct[0],
+            "line_item_usage_account_name": acct[1],
+            "line_item_line_item_type": lit,
+            "line_item_product_code": code,
+            "line_item_currency_code": "USD",
+            "line_item_legal_entity": "Amazon Web Services, Inc.",
+            "line_item_usage_start_date": _ts(us),
+            "line_item_usage_end_date": _ts(ue),
+            "pricing_currency": "USD",
+            "product": json.dumps(product, separators=(",", ":")),
+            "resource_tags": _json_map(None, self.rng),
+            "tags": _json_map(None, self.rng),
+            "cost_category": _json_map(None, self.rng),
+            "discount": _json_map(None, self.rng),
+        }
+
+    def _usage(self, key: str, day: int, region: str | None = None, itype: str | None = None,
+               acct: tuple[str, str] | None = None, amount: Decimal | None = None,
+               rate: Decimal | None = None) -> dict[str, str]:
+        """A complete Usage row of one of the basic services (EC2, EBS, data transfer ...)."""
+        num = self.num
+        svc = next(s for s in _SERVICES if s[0] == key)
+        _, code, pname, family, utype, op, unit, rate_s, (lo, hi), _ = svc
+        if region is None:
+            region = self.rng.choice([r[0] for r in _REGIONS])
+        _, rprefix, location, _ = next(r for r in _REGIONS if r[0] == region)
+        acct = acct or self.rng.choice(_ACCOUNTS[1:])
+        us = self.t0 + timedelta(days=day)
+        ue = us + timedelta(days=1)
+        r = self._row("Usage", acct, us, ue, code, pname, region)
+        product = json.loads(r["product"])
+        if key == "ec2":
+            itype = itype or self.rng.choice(_INSTANCES)[0]
+            _, rate_s, vcpu, mem = next(i for i in _INSTANCES if i[0] == itype)
+            utype = utype.format(itype=itype)
+            product.update({"vcpu": vcpu, "memory": mem, "operating_system": "Linux",
+                            "tenancy": "Shared", "instance_type_family": itype.split(".")[0]})
+            r.update({"product_instance_type": itype, "product_instance_family": "General purpose",
+                      "product_instancesku": "", "line_item_normalization_factor": num(_nf(itype))})
+        rate = Decimal(rate_s) if rate is None else rate
+        if amount is None:
+            amount = _q(Decimal(str(self.rng.uniform(lo, hi))), 4) or Decimal(1)
+        r["product"] = json.dumps(product, separators=(",", ":"))
+        cost = amount * rate
+        r.update({
+            "line_item_usage_type": f"{rprefix}{utype}",
+            "line_item_operation": op,
+            "line_item_availability_zone": f"{region}{self.rng.choice('abc')}" if key in ("ec2", "ebs", "rds") else "",
+            "line_item_usage_amount": num(amount),
+            "line_item_unblended_rate": _plain_text(rate),
+            "line_item_blended_rate": _plain_text(rate),
+            "line_item_unblended_cost": num(cost),
+            "line_item_blended_cost": num(cost),
+            "line_item_net_unblended_cost": "",
+            "line_item_line_item_description": (
+                f"${_plain_text(rate)} per On Demand Linux {itype} Instance Hour" if key == "ec2"
+                else f"${_plain_text(rate)} per {unit} - {pname} ({location})"),
+            "line_item_resource_id": {
+                "ec2": f"i-0{_rand_hex(self.rng, 16)}", "ebs": f"vol-0{_rand_hex(self.rng, 16)}",
+                "s3": f"acme-{self.rng.choice(_TEAMS)}-bucket"}.get(key, ""),
+            "pricing_term": "OnDemand",
+            "pricing_unit": unit,
+            "pricing_public_on_demand_rate": _plain_text(rate),
+            "pricing_public_on_demand_cost": num(cost),
+            "pricing_rate_code": f"{_rand_b32(self.rng, 16).upper()}.JRTCKXETXF.6YS6EN2CT7",
+            "pricing_rate_id": str(self.rng.randrange(10**9, 10**10)),
+            "product_location": "" if key == "dto" else location,
+            "product_location_type": "" if key == "dto" else "AWS Region",
+            "product_from_location": location if key == "dto" else "",
+            "product_from_location_type": "AWS Region" if key == "dto" else "",
+            "product_region_code": region,
+            "product_operation": op,
+            "product_product_family": family,
+            "product_servicecode": code,
+            "product_sku": _rand_b32(self.rng, 16).upper(),
+            "product_usagetype": f"{rprefix}{utype}",
+            "product_pricing_unit": unit,
+        })
+        if key == "ec2":
+            r["line_item_normalized_usage_amount"] = num(amount * _nf(itype))
+        return r
+
+    @staticmethod
+    def _clear(r: dict[str, str], *prefixes: str) -> None:
+        for k in list(r):
+            if k.startswith(prefixes):
+                r[k] = ""
+
+    # ---------------------------------------------------------------- Savings Plans
+    def _sp_for(self, r: Mapping[str, str]) -> dict[str, Any]:
+        b = self.sps[1]
+        if (self._day(r) >= b["first_day"] and r.get("product_region_code") == b["region"]
+                and r.get("product_instance_type", "").split(".")[0] == b["family"]):
+            return b
+        return self.sps[0]
+
+    def _cover(self, r: dict[str, str], sp: dict[str, Any]) -> None:
+        """Make an EC2 row SavingsPlanCoveredUsage of `sp` and add its SavingsPlanNegation."""
+        num = self.num
+        p = Decimal(r["pricing_public_on_demand_rate"])
+        amount = _q(Decimal(r["line_item_usage_amount"]), 4) or Decimal(1)
+        cost = amount * p
+        sp_rate = _q(p * sp["factor"], 6)
+        eff = amount * sp_rate
+        location = next(x[2] for x in _REGIONS if x[0] == r["product_region_code"])
+        self._clear(r, "discount_", "reservation_", "savings_plan_")
+        r["discount"] = "{}"
+        r.update({
+            "line_item_line_item_type": "SavingsPlanCoveredUsage",
+            "line_item_usage_amount": num(amount),
+            "line_item_unblended_rate": _plain_text(p),
+            "line_item_blended_rate": _plain_text(p),
+            "line_item_unblended_cost": num(cost),
+            "line_item_blended_cost": num(cost),
+            "line_item_net_unblended_cost": "",
+            "pricing_term": "OnDemand",
+            "pricing_public_on_demand_rate": _plain_text(p),
+            "pricing_public_on_demand_cost": num(cost),
+            "savings_plan_savings_plan_a_r_n": sp["arn"],
+            "savings_plan_savings_plan_rate": num(sp_rate),
+            "savings_plan_savings_plan_effective_cost": num(eff),
+            "savings_plan_offering_type": sp["offering"],
+            "savings_plan_payment_option": sp["payment"],
+            "savings_plan_purchase_term": sp["term"],
+            "savings_plan_region": location if sp["region"] else "",
+            "savings_plan_instance_type_family": sp["family"],
+            "savings_plan_start_time": _ts(sp["start"]),
+            "savings_plan_end_time": _ts(sp["end"]),
+        })
+        if r.get("line_item_normalization_factor"):
+            r["line_item_normalized_usage_amount"] = num(amount * Decimal(r["line_item_normalization_factor"]))
+        day = self._day(r)
+        sp["used"][day] = sp["used"].get(day, Decimal(0)) + eff
+        sp["rows"] += 1
+        neg = dict(r)
+        neg.update({
+            "identity_line_item_id": self._id(),
+            "line_item_line_item_type": "SavingsPlanNegation",
+            "line_item_unblended_rate": _plain_text(-p),
+            "line_item_blended_rate": _plain_text(-p),
+            "line_item_unblended_cost": num(-cost),
+            "line_item_blended_cost": num(-cost),
+            "line_item_line_item_description": (f"SavingsPlanNegation used by AccountId : "
+                                                f"{r['line_item_usage_account_id']} and UsageSku : {r.get('product_sku', '')}"),
+            "pricing_public_on_demand_cost": "",
+            "savings_plan_savings_plan_effective_cost": "",
+        })
+        self.new.append(neg)
+
+    def _sp_fees(self) -> None:
+        num = self.num
+        payer = _ACCOUNTS[0]
+        for sp in self.sps:
+            peak = max(sp["used"].values(), default=Decimal(0))
+            sp["commitment"] = max(Decimal("0.050"), _ceil(peak / 24 * Decimal("1.25"), 3))
+            c = sp["commitment"]
+            no_upfront = sp["payment"] == "No Upfront"
+            words = f"{sp['term'][0]} year {sp['payment']} {sp['label']} Savings Plan"
+            for d in range(sp["first_day"], self.days):
+                us = self.t0 + timedelta(days=d)
+                total = c * 24
+                used = sp["used"].get(d, Decimal(0))
+                r = self._row("SavingsPlanRecurringFee", payer, us, us + timedelta(days=1),
+                              "ComputeSavingsPlans", "Savings Plans for AWS Compute usage")
+                r.update({
+                    "line_item_usage_type": sp["usage_type"],
+                    "line_item_resource_id": sp["arn"],
+                    "line_item_usage_amount": num(Decimal(24)),
+                    "line_item_unblended_rate": _plain_text(c if no_upfront else Decimal(0)),
+                    "line_item_blended_rate": _plain_text(c if no_upfront else Decimal(0)),
+                    "line_item_unblended_cost": num(total if no_upfront else Decimal(0)),
+                    "line_item_blended_cost": num(total if no_upfront else Decimal(0)),
+                    "line_item_line_item_description": f"{words} hourly commitment of {_plain_text(c)} USD",
+                    "pricing_unit": "Hrs",
+                    "savings_plan_savings_plan_a_r_n": sp["arn"],
+                    "savings_plan_offering_type": sp["offering"],
+                    "savings_plan_payment_option": sp["payment"],
+                    "savings_plan_purchase_term": sp["term"],
+                    "savings_plan_region": "US East (N. Virginia)" if sp["region"] else "",
+                    "savings_plan_instance_type_family": sp["family"],
+                    "savings_plan_start_time": _ts(sp["start"]),
+                    "savings_plan_end_time": _ts(sp["end"]),
+                    "savings_plan_total_commitment_to_date": num(total),
+                    "savings_plan_used_commitment": num(used),
+                    "savings_plan_recurring_commitment_for_billing_period": num(total if no_upfront else Decimal(0)),
+                    "savings_plan_amortized_upfront_commitment_for_billing_period": num(Decimal(0) if no_upfront else total),
+                })
+                self.new.append(r)
+            if not no_upfront and sp["start"] >= self.t0:
+                upfront = c * _TERM_HOURS[sp["term"]]
+                sp["upfront"] = upfront
+                r = self._row("SavingsPlanUpfrontFee", payer, self.t0, self.t_end, "ComputeSavingsPlans",
+                              "Savings Plans for AWS Compute usage", bill_type="Purchase")
+                r.update({
+                    "line_item_usage_type": sp["usage_type"],
+                    "line_item_resource_id": sp["arn"],
+                    "line_item_usage_amount": num(Decimal(1)),
+                    "line_item_unblended_rate": _plain_text(upfront),
+                    "line_item_blended_rate": _plain_text(upfront),
+                    "line_item_unblended_cost": num(upfront),
+                    "line_item_blended_cost": num(upfront),
+                    "line_item_line_item_description": f"{words} upfront fee",
+                    "savings_plan_savings_plan_a_r_n": sp["arn"],
+                    "savings_plan_offering_type": sp["offering"],
+                    "savings_plan_payment_option": sp["payment"],
+                    "savings_plan_purchase_term": sp["term"],
+                    "savings_plan_region": "US East (N. Virginia)" if sp["region"] else "",
+                    "savings_plan_instance_type_family": sp["family"],
+                    "savings_plan_start_time": _ts(sp["start"]),
+                    "savings_plan_end_time": _ts(sp["end"]),
+                })
+                self.new.append(r)
+
+    # ---------------------------------------------------------------- Reserved Instances
+    def _new_ri(self, region: str, itype: str, acct_id: str, payment: str, term: str,
+                in_period: bool, arn: str | None = None) -> dict[str, Any]:
+        p = Decimal(next(i for i in _INSTANCES if i[0] == itype)[1])
+        up, rec = {"No Upfront": (Decimal(0), _q(p * Decimal("0.62"), 6)),
+                   "Partial Upfront": (_q(p * Decimal("0.29"), 6), _q(p * Decimal("0.29"), 6)),
+                   "All Upfront": (_q(p * Decimal("0.57"), 6), Decimal(0))}[payment]
+        start = self.t0 if in_period else datetime(self.t0.year - 1, self.t0.month, 1, tzinfo=timezone.utc)
+        ri = dict(region=region, itype=itype, acct=acct_id, payment=payment, term=term, in_period=in_period,
+                  upfront_hourly=up, recurring_hourly=rec, start=start,
+                  end=start + timedelta(days=_TERM_DAYS[term]),
+                  arn=arn or f"arn:aws:ec2:{region}:{acct_id}:reserved-instances/{self._uuid()}",
+                  subscription=str(self.rng.randrange(10**9, 10**10)), plan=str(self.rng.randrange(1000, 9999)),
+                  used=Decimal(0), rows=0, fee_row=None)
+        self.ris.append(ri)
+        return ri
+
+    def _ri_for(self, r: Mapping[str, str]) -> dict[str, Any]:
+        region, itype = r["product_region_code"], r["product_instance_type"]
+        for ri in self.ris:
+            if (ri["region"], ri["itype"]) == (region, itype):
+                return ri
+        return self._new_ri(region, itype, r["line_item_usage_account_id"],
+                            self.rng.choice(("No Upfront", "Partial Upfront", "All Upfront")),
+                            self.rng.choice(("1yr", "3yr")), in_period=False)
+
+    def _discount_usage(self, r: dict[str, str], ri: dict[str, Any]) -> None:
+        num = self.num
+        p = Decimal(r["pricing_public_on_demand_rate"])
+        amount = _q(Decimal(r["line_item_usage_amount"]), 4) or Decimal(1)
+        amort, recur = amount * ri["upfront_hourly"], amount * ri["recurring_hourly"]
+        self._clear(r, "discount_", "reservation_", "savings_plan_")
+        r["discount"] = "{}"
+        r.update({
+            "line_item_line_item_type": "DiscountedUsage",
+            "line_item_usage_amount": num(amount),
+            "line_item_unblended_rate": "0.0",
+            "line_item_blended_rate": "0.0",
+            "line_item_unblended_cost": num(Decimal(0)),
+            "line_item_blended_cost": num(Decimal(0)),
+            "line_item_net_unblended_cost": "",
+            "pricing_term": "Reserved",
+            "pricing_lease_contract_length": ri["term"],
+            "pricing_offering_class": "standard",
+            "pricing_purchase_option": ri["payment"],
+            "pricing_public_on_demand_rate": _plain_text(p),
+            "pricing_public_on_demand_cost": num(amount * p),
+            "reservation_reservation_a_r_n": ri["arn"],
+            "reservation_subscription_id": ri["subscription"],
+            "reservation_amortized_upfront_cost_for_usage": num(amort),
+            "reservation_recurring_fee_for_usage": num(recur),
+            "reservation_effective_cost": num(amort + recur),
+        })
+        if r.get("line_item_normalization_factor"):
+            r["line_item_normalized_usage_amount"] = num(amount * Decimal(r["line_item_normalization_factor"]))
+        ri["used"] += amount
+        ri["rows"] += 1
+
+    def _ri_fee(self, r: dict[str, str], ri: dict[str, Any]) -> None:
+        """Fill `r` as the period's RIFee line of `ri` (sets the number of reservations)."""
+        num = self.num
+        hours = Decimal(self.hours)
+        n = max(1, int(_ceil(ri["used"] / hours, 0))) + self.rng.choice((0, 0, 1))
+        ri["n"] = n
+        total = hours * n
+        unused = total - ri["used"]
+        nf = _nf(ri["itype"])
+        up, rec = ri["upfront_hourly"], ri["recurring_hourly"]
+        ri["upfront_total"] = up * _TERM_HOURS[ri["term"]] * n
+        rprefix = next(x[1] for x in _REGIONS if x[0] == ri["region"])
+        self._clear(r, "discount_", "reservation_", "savings_plan_", "pricing_", "line_item_net_")
+        r["discount"] = "{}"
+        r.update({
+            "identity_time_interval": _ts_interval(self.t0, self.t_end),
+            "line_item_line_item_type": "RIFee",
+            "line_item_product_code": "AmazonEC2",
+            "line_item_usage_start_date": _ts(self.t0),
+            "line_item_usage_end_date": _ts(self.t_end),
+            "line_item_usage_type": f"{rprefix}HeavyUsage:{ri['itype']}",
+            "line_item_operation": "RunInstances",
+            "line_item_availability_zone": "",
+            "line_item_resource_id": "",
+            "line_item_usage_amount": num(total),
+            "line_item_normalization_factor": num(nf),
+            "line_item_normalized_usage_amount": num(total * nf),
+            "line_item_unblended_rate": _plain_text(rec),
+            "line_item_blended_rate": _plain_text(rec),
+            "line_item_unblended_cost": num(rec * total),
+            "line_item_blended_cost": num(rec * total),
+            "line_item_line_item_description": (f"USD {_plain_text(rec)} hourly fee per Linux/UNIX (Amazon VPC), "
+                                                f"{ri['itype']} instance"),
+            "pricing_currency": "USD",
+            "pricing_term": "Reserved",
+            "pricing_unit": "Hrs",
+            "pricing_lease_contract_length": ri["term"],
+            "pricing_offering_class": "standard",
+            "pricing_purchase_option": ri["payment"],
+            "product_instance_type": ri["itype"],
+            "product_region_code": ri["region"],
+            "reservation_reservation_a_r_n": ri["arn"],
+            "reservation_subscription_id": ri["subscription"],
+            "reservation_modification_status": "Original",
+            "reservation_start_time": _ts(ri["start"]),
+            "reservation_end_time": _ts(ri["end"]),
+            "reservation_number_of_reservations": str(n),
+            "reservation_units_per_reservation": str(self.hours),
+            "reservation_total_reserved_units": str(self.hours * n),
+            "reservation_normalized_units_per_reservation": _plain_text(hours * nf),
+            "reservation_total_reserved_normalized_units": _plain_text(total * nf),
+            "reservation_unused_quantity": num(unused),
+            "reservation_unused_normalized_unit_quantity": num(unused * nf),
+            "reservation_unused_recurring_fee": num(unused * rec),
+            "reservation_amortized_upfront_fee_for_billing_period": num(total * up),
+            "reservation_unused_amortized_upfront_fee_for_billing_period": num(unused * up),
+            "reservation_upfront_value": num(ri["upfront_total"]),
+        })
+
+    def _ri_purchase(self, ri: dict[str, Any]) -> dict[str, str]:
+        """The one-time "Fee" line of an RI bought in the period (its upfront payment)."""
+        num = self.num
+        acct = next(a for a in _ACCOUNTS if a[0] == ri["acct"])
+        r = self._row("Fee", acct, self.t0, self.t_end, "AmazonEC2", "Amazon Elastic Compute Cloud",
+                      ri["region"], bill_type="Purchase")
+        each = ri["upfront_total"] / ri["n"]
+        r.update({
+            "line_item_usage_type": f"{_REGION_SHORT[ri['region']]}-HeavyUsage:{ri['itype']}",
+            "line_item_operation": "RunInstances",
+            "line_item_usage_amount": num(Decimal(ri["n"])),
+            "line_item_unblended_rate": _plain_text(each),
+            "line_item_blended_rate": _plain_text(each),
+            "line_item_unblended_cost": num(ri["upfront_total"]),
+            "line_item_blended_cost": num(ri["upfront_total"]),
+            "line_item_line_item_description": (f"Sign up charge for subscription: {ri['subscription']}, "
+                                                f"planId: {ri['plan']}"),
+            "pricing_term": "Reserved",
+            "pricing_lease_contract_length": ri["term"],
+            "pricing_offering_class": "standard",
+            "pricing_purchase_option": ri["payment"],
+            "product_instance_type": ri["itype"],
+            "product_region_code": ri["region"],
+            "reservation_reservation_a_r_n": ri["arn"],
+            "reservation_subscription_id": ri["subscription"],
+            "reservation_number_of_reservations": str(ri["n"]),
+            "reservation_start_time": _ts(ri["start"]),
+            "reservation_end_time": _ts(ri["end"]),
+            "reservation_upfront_value": num(ri["upfront_total"]),
+        })
+        return r
+
+    # ---------------------------------------------------------------- discounts, refund, misc
+    def _discount_line(self, parent: Mapping[str, str], lit: str, amount_text: str, description: str) -> dict[str, str]:
+        r = dict(parent)
+        self._clear(r, "discount_", "pricing_", "reservation_", "savings_plan_",
+                    "line_item_normalized_", "line_item_normalization_")
+        r.update({
+            "identity_line_item_id": self._id(),
+            "line_item_line_item_type": lit,
+            "line_item_usage_amount": self.num(Decimal(0)),
+            "line_item_unblended_rate": "",
+            "line_item_blended_rate": "",
+            "line_item_unblended_cost": amount_text,
+            "line_item_blended_cost": amount_text,
+            "line_item_net_unblended_cost": self.num(Decimal(0)),
+            "line_item_line_item_description": description,
+            "pricing_currency": "USD",
+            "discount": "{}",
+        })
+        return r
+
+    def complete(self, base: list[dict[str, str]]) -> list[dict[str, str]]:
+        num, rng = self.num, self.rng
+        payer = _ACCOUNTS[0]
+        # 1. Savings Plans coverage (+ negations), topped up to two rows per plan
+        for r in base:
+            if r["line_item_line_item_type"] == "SavingsPlanCoveredUsage":
+                self._cover(r, self._sp_for(r))
+        for sp in self.sps:
+            while sp["rows"] < 2:
+                day = rng.randrange(sp["first_day"], self.days)
+                r = self._usage("ec2", day, region=sp["region"] or None,
+                                itype="m5.large" if sp["family"] else None, amount=Decimal(rng.randrange(4, 25)))
+                self.new.append(r)
+                self._cover(r, sp)
+        self._sp_fees()
+        # 2. Reserved Instances: P (bought now), the basic RIFee rows' RIs, then what usage needs
+        ri_p = self._new_ri("us-east-1", "m5.large", _ACCOUNTS[1][0], "Partial Upfront", "1yr", in_period=True)
+        fee_rows = []
+        for r in base:
+            if r["line_item_line_item_type"] == "RIFee":
+                arn = r["reservation_reservation_a_r_n"]
+                region, acct_id = arn.split(":")[3], arn.split(":")[4]
+                itype = r["line_item_usage_type"].split("HeavyUsage:")[1]
+                fee_rows.append((r, self._new_ri(region, itype, acct_id, "No Upfront", "3yr", False, arn=arn)))
+        for r in base:
+            if r["line_item_line_item_type"] == "DiscountedUsage":
+                self._discount_usage(r, self._ri_for(r))
+        while ri_p["rows"] < 2:
+            r = self._usage("ec2", rng.randrange(self.days), region="us-east-1", itype="m5.large",
+                            amount=Decimal(rng.randrange(6, 25)))
+            self.new.append(r)
+            self._discount_usage(r, ri_p)
+        if not any(ri["payment"] == "No Upfront" and ri["rows"] for ri in self.ris):
+            ri = self._new_ri("eu-west-1", "t3.micro", _ACCOUNTS[2][0], "No Upfront", "1yr", False)
+            r = self._usage("ec2", rng.randrange(self.days), region="eu-west-1", itype="t3.micro",
+                            acct=_ACCOUNTS[2], amount=Decimal(rng.randrange(6, 25)))
+            self.new.append(r)
+            self._discount_usage(r, ri)
+        with_fee = {id(ri) for _, ri in fee_rows}
+        for r, ri in fee_rows:
+            self._ri_fee(r, ri)
+        for ri in self.ris:
+            if id(ri) not in with_fee:
+                r = self._row("RIFee", next(a for a in _ACCOUNTS if a[0] == ri["acct"]), self.t0, self.t_end,
+                              "AmazonEC2", "Amazon Elastic Compute Cloud", ri["region"])
+                self._ri_fee(r, ri)
+                self.new.append(r)
+            if ri["in_period"] and ri["upfront_hourly"] > 0:
+                self.new.append(self._ri_purchase(ri))
+        # 3. Discounts: an EdpDiscount line per discounted Usage line; data transfer made free
+        usage = [r for r in base if r["line_item_line_item_type"] == "Usage"]
+        if not any(r.get("discount_total_discount") for r in usage):  # few rows: none drew one
+            r = self._usage("s3", rng.randrange(self.days), amount=Decimal(rng.randrange(10, 500)))
+            disc = -_q10(Decimal(r["line_item_unblended_cost"]) * Decimal("0.03"))
+            r.update({"discount": json.dumps({"edp_discount": float(disc)}, separators=(",", ":")),
+                      "discount_total_discount": num(disc), "discount_bundled_discount": num(Decimal(0)),
+                      "line_item_net_unblended_cost": num(Decimal(r["line_item_unblended_cost"]) + disc)})
+            self.new.append(r)
+            usage.append(r)
+        for r in usage:
+            if r.get("discount_total_discount"):
+                self.new.append(self._discount_line(r, "EdpDiscount", r["discount_total_discount"],
+                                                    "Enterprise Program Discount"))
+        free = [r for r in usage if "DataTransfer-Out" in r.get("line_item_usage_type", "")
+                and not r.get("discount_total_discount") and Decimal(r["line_item_unblended_cost"]) > 0][:2]
+        if not free:
+            free = [self._usage("dto", rng.randrange(self.days))]
+            self.new.extend(free)
+        for r in free:
+            b = -Decimal(r["line_item_unblended_cost"])
+            r.update({"discount": json.dumps({"bundled_discount": float(b)}, separators=(",", ":")),
+                      "discount_bundled_discount": num(b), "discount_total_discount": num(b),
+                      "line_item_net_unblended_cost": num(Decimal(0))})
+            self.new.append(self._discount_line(
+                r, "BundledDiscount", num(b), "Bundled discount: data transfer out included with AWS Network Firewall"))
+        # 4. A refund of a usage line of the period
+        parent = next((r for r in usage if not r.get("discount_total_discount")
+                       and r["line_item_product_code"] in ("AmazonEC2", "AmazonS3")
+                       and Decimal(r["line_item_unblended_cost"]) > Decimal("0.01")), None)
+        if parent is None:
+            parent = self._usage("ec2", rng.randrange(self.days), amount=Decimal(rng.randrange(2, 25)))
+            self.new.append(parent)
+        refund = self._discount_line(parent, "Refund", num(-Decimal(parent["line_item_unblended_cost"])),
+                                     f"Refund for usage charges, support case {rng.randrange(10**9, 10**10)}")
+        refund.update({"bill_bill_type": "Refund", "line_item_net_unblended_cost": ""})
+        self.new.append(refund)
+        # 5. Tax and Credit (when the basic rows happen to have none)
+        lits = {r["line_item_line_item_type"] for r in base}
+        if "Tax" not in lits:
+            r = self._row("Tax", payer, self.t0, self.t_end, "AmazonEC2", "Amazon Elastic Compute Cloud")
+            r.update({"line_item_usage_amount": num(Decimal(1)), "line_item_tax_type": "Sales Tax",
+                      "line_item_unblended_cost": num(Decimal("1.27")), "line_item_blended_cost": num(Decimal("1.27")),
+                      "line_item_line_item_description": "Tax for product code AmazonEC2"})
+            self.new.append(r)
+        if "Credit" not in lits:
+            r = self._usage("ec2", 0)
+            r = self._discount_line(r, "Credit", num(Decimal("-2.5")), "AWS Activate Credits, Promotional Credit")
+            r["line_item_net_unblended_cost"] = ""
+            self.new.append(r)
+        # 6. AWS Marketplace, a free line and a tiny one
+        seller, product = _MARKETPLACE
+        code = _rand_alnum(rng, 25)
+        for _ in range(1 + (len(base) >= 200)):
+            us = self.t0 + timedelta(days=rng.randrange(self.days))
+            acct = rng.choice(_ACCOUNTS[1:])
+            r = self._row("Usage", acct, us, us + timedelta(days=1), code, product, "us-east-1")
+            rate, amount = Decimal("0.342"), Decimal(rng.randrange(1, 25))
+            r.update({
+                "bill_billing_entity": "AWS Marketplace",
+                "line_item_legal_entity": seller,
+                "line_item_usage_type": "USE1-MP:SoftwareUsageHours",
+                "line_item_usage_amount": num(amount),
+                "line_item_unblended_rate": _plain_text(rate),
+                "line_item_blended_rate": _plain_text(rate),
+                "line_item_unblended_cost": num(amount * rate),
+                "line_item_blended_cost": num(amount * rate),
+                "line_item_line_item_description": f"{product} - ${_plain_text(rate)} per hour of software usage",
+                "pricing_term": "OnDemand", "pricing_unit": "Hrs",
+                "pricing_public_on_demand_rate": _plain_text(rate),
+                "pricing_public_on_demand_cost": num(amount * rate),
+                "product_servicecode": code, "product_region_code": "us-east-1",
+                "product_sku": _rand_b32(rng, 16).upper(),
+            })
+            self.new.append(r)
+        r = self._usage("dto", rng.randrange(self.days), rate=Decimal(0))
+        r.update({"line_item_usage_type": r["line_item_usage_type"].replace("-Out-", "-In-"),
+                  "product_usagetype": r["product_usagetype"].replace("-Out-", "-In-"),
+                  "product_to_location": r["product_from_location"], "product_to_location_type": "AWS Region",
+                  "product_from_location": "External", "product_from_location_type": "Other",
+                  "line_item_line_item_description": "$0.00 per GB - data transfer in from the Internet"})
+        self.new.append(r)
+        self.new.append(self._usage("ebs", rng.randrange(self.days), amount=Decimal("0.0000002325"),
+                                    rate=Decimal("0.08")))  # 0.0000002325 GB-Mo x 0.08 = 0.0000000186
+        out = base + self.new
+        rng.shuffle(out)
+        return out
 
 
 def _v2_arrow_type(data_type: str):
@@ -1048,6 +1699,7 @@ def build_v2(
     bucket: str = DEFAULT_BUCKET,
     number_style: str = "java",
     delivered_at: datetime | None = None,
+    charges: str = "basic",
 ) -> V2Delivery:
     """A generated CUR 2.0 export of one billing period, all columns of cur2_columns.csv.
 
@@ -1075,9 +1727,20 @@ def build_v2(
     - ``unblended_cost_sum`` is the Decimal sum of the generated texts; each has at most 15
       significant digits, so ``Decimal(repr(float(text)))`` is the same number and the
       sum holds for the Parquet form too.
+    - ``charges="basic"`` (default) is the mix above, byte for byte what this builder always
+      wrote. ``charges="full"`` draws the same ``rows`` basic rows, then completes them into a
+      consistent bill with every line item type of ``V2_LINE_ITEM_TYPES_FULL`` (see
+      ``_V2FullBill``): SavingsPlanCoveredUsage/SavingsPlanNegation pairs,
+      SavingsPlanRecurringFee (one per plan per day), a SavingsPlanUpfrontFee, DiscountedUsage,
+      RIFee, an RI upfront "Fee", Credit, Refund, Tax, BundledDiscount, EdpDiscount, an AWS
+      Marketplace line, a zero-cost line and a 0.0000000186 line. ``row_count`` is then
+      larger than ``rows`` (about +30% at rows=500); ``line_type_counts`` and
+      ``line_type_totals`` read counts and exact sums back from the files.
     """
     if fmt not in ("csv.gz", "parquet"):
         raise ValueError(f"fmt must be 'csv.gz' or 'parquet', got {fmt!r}")
+    if charges not in ("basic", "full"):
+        raise ValueError(f"charges must be 'basic' or 'full', got {charges!r}")
     if number_style not in ("java", "plain"):
         raise ValueError(f"number_style must be 'java' or 'plain', got {number_style!r}")
     root = Path(root)
@@ -1088,7 +1751,7 @@ def build_v2(
     cols = cur2_columns()
     names = [n for n, _ in cols]
     num = java_double_text if number_style == "java" else _plain_text
-    gen = _gen_v2_rows(period, rows, seed, num)
+    gen = _gen_v2_rows(period, rows, seed, num, charges)
     unknown = {k for r in gen for k in r} - set(names)
     if unknown:  # a generator bug, not a data condition
         raise AssertionError(f"generated columns missing from cur2_columns.csv: {sorted(unknown)}")
@@ -1135,8 +1798,856 @@ def build_v2(
         execution_id=execution_id, fmt=fmt, data_prefix=data_prefix,
         data_keys=tuple(data_keys), data_uris=tuple(uris), manifest_key=manifest_key,
         columns=tuple(columns), rows_per_file=tuple(counts), row_count=len(table),
-        unblended_cost_sum=cost_sum,
+        unblended_cost_sum=cost_sum, charges=charges,
     )
+
+
+# ======================================================================================
+# AWS Data Exports, FOCUS 1.2 with AWS columns (generated)
+# ======================================================================================
+# The 60 columns of "FOCUS 1.2 with AWS columns" (table FOCUS_1_2_AWS) in the order of AWS's
+# own query (aws-cid-data-exports/data-exports-aggregation.yaml, Mappings.DataExports.FOCUS)
+# with the Athena types of its FOCUSTable Glue table. tests/test_focus_fixtures.py checks this
+# list against that file.
+FOCUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("AvailabilityZone", "string"), ("BilledCost", "double"), ("BillingAccountId", "string"),
+    ("BillingAccountName", "string"), ("BillingAccountType", "string"), ("BillingCurrency", "string"),
+    ("BillingPeriodEnd", "timestamp"), ("BillingPeriodStart", "timestamp"),
+    ("CapacityReservationId", "string"), ("CapacityReservationStatus", "string"),
+    ("ChargeCategory", "string"), ("ChargeClass", "string"), ("ChargeDescription", "string"),
+    ("ChargeFrequency", "string"), ("ChargePeriodEnd", "timestamp"), ("ChargePeriodStart", "timestamp"),
+    ("CommitmentDiscountCategory", "string"), ("CommitmentDiscountId", "string"),
+    ("CommitmentDiscountName", "string"), ("CommitmentDiscountQuantity", "double"),
+    ("CommitmentDiscountType", "string"), ("CommitmentDiscountUnit", "string"),
+    ("CommitmentDiscountStatus", "string"), ("ConsumedQuantity", "double"), ("ConsumedUnit", "string"),
+    ("ContractedCost", "double"), ("ContractedUnitPrice", "double"), ("EffectiveCost", "double"),
+    ("InvoiceId", "string"), ("InvoiceIssuerName", "string"), ("ListCost", "double"),
+    ("ListUnitPrice", "double"), ("PricingCategory", "string"), ("PricingCurrency", "string"),
+    ("PricingCurrencyContractedUnitPrice", "double"), ("PricingCurrencyEffectiveCost", "double"),
+    ("PricingCurrencyListUnitPrice", "double"), ("PricingQuantity", "double"), ("PricingUnit", "string"),
+    ("ProviderName", "string"), ("PublisherName", "string"), ("RegionId", "string"),
+    ("RegionName", "string"), ("ResourceId", "string"), ("ResourceName", "string"),
+    ("ResourceType", "string"), ("ServiceCategory", "string"), ("ServiceName", "string"),
+    ("ServiceSubcategory", "string"), ("SkuId", "string"), ("SkuMeter", "string"),
+    ("SkuPriceId", "string"), ("SkuPriceDetails", "map<string,string>"), ("SubAccountId", "string"),
+    ("SubAccountName", "string"), ("SubAccountType", "string"), ("Tags", "map<string,string>"),
+    ("x_Discounts", "map<string,double>"), ("x_Operation", "string"), ("x_ServiceCode", "string"),
+)
+FOCUS_COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+FOCUS_CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+# FOCUS 1.2 ServiceSubcategory allowed values per ServiceCategory (FOCUS_Spec v1.2,
+# specification/columns/servicesubcategory.md), "Other (<category>)" included.
+FOCUS_SUBCATEGORIES: dict[str, tuple[str, ...]] = {
+    "AI and Machine Learning": ("AI Platforms", "Bots", "Generative AI", "Machine Learning",
+                                "Natural Language Processing"),
+    "Analytics": ("Analytics Platforms", "Business Intelligence", "Data Processing", "Search",
+                  "Streaming Analytics"),
+    "Business Applications": ("Productivity and Collaboration",),
+    "Compute": ("Containers", "End User Computing", "Quantum Compute", "Serverless Compute", "Virtual Machines"),
+    "Databases": ("Caching", "Data Warehouses", "Ledger Databases", "NoSQL Databases", "Relational Databases",
+                  "Time Series Databases"),
+    "Developer Tools": ("Developer Platforms", "Continuous Integration and Deployment",
+                        "Development Environments", "Source Code Management", "Quality Assurance"),
+    "Identity": ("Identity and Access Management",),
+    "Integration": ("API Management", "Messaging", "Workflow Orchestration"),
+    "Internet of Things": ("IoT Analytics", "IoT Platforms"),
+    "Management and Governance": ("Architecture", "Compliance", "Cost Management", "Data Governance",
+                                  "Disaster Recovery", "Endpoint Management", "Observability", "Support"),
+    "Media": ("Content Creation", "Gaming", "Media Streaming", "Mixed Reality"),
+    "Migration": ("Data Migration", "Resource Migration"),
+    "Mobile": (),
+    "Multicloud": ("Multicloud Integration",),
+    "Networking": ("Application Networking", "Content Delivery", "Network Connectivity",
+                   "Network Infrastructure", "Network Routing", "Network Security"),
+    "Security": ("Secret Management", "Security Posture Management", "Threat Detection and Response"),
+    "Storage": ("Backup Storage", "Block Storage", "File Storage", "Object Storage", "Storage Platforms"),
+    "Web": ("Application Platforms",),
+    "Other": (),
+}
+FOCUS_SUBCATEGORIES = {k: v + (f"Other ({k})",) for k, v in FOCUS_SUBCATEGORIES.items()}
+
+# basic service key -> (ServiceCategory, ServiceSubcategory, ResourceType, FOCUS unit). FOCUS 1.2:
+# a ServiceName MUST have one ServiceCategory (and SHOULD have one subcategory), so EBS volumes
+# and data transfer, billed under "Amazon Elastic Compute Cloud", share EC2's.
+_FOCUS_SERVICE = {
+    "ec2": ("Compute", "Virtual Machines", "instance", "Hours"),
+    "ebs": ("Compute", "Virtual Machines", "volume", "GB-Months"),
+    "dto": ("Compute", "Virtual Machines", "", "GB"),
+    "s3": ("Storage", "Object Storage", "bucket", "GB-Months"),
+    "s3req": ("Storage", "Object Storage", "bucket", "Requests"),
+    "lambda": ("Compute", "Serverless Compute", "function", "GB-Seconds"),
+    "lambdareq": ("Compute", "Serverless Compute", "function", "Requests"),
+    "rds": ("Databases", "Relational Databases", "db", "Hours"),
+    "cw": ("Management and Governance", "Observability", "", "Metrics"),
+}
+_FOCUS_SP_SERVICE = ("Savings Plans for AWS Compute usage", "ComputeSavingsPlans")
+
+
+@dataclass(frozen=True)
+class FocusDelivery:
+    """One execution of an AWS Data Exports FOCUS 1.2 export, one billing period."""
+
+    root: Path
+    bucket: str
+    prefix: str
+    export: str
+    period: str
+    execution_id: str
+    fmt: str  # "csv.gz" | "parquet"
+    data_prefix: str
+    data_keys: tuple[str, ...]
+    data_uris: tuple[str, ...]  # = the manifest's dataFiles
+    manifest_key: str
+    columns: tuple[tuple[str, str], ...]  # (name, manifest type) in file order
+    rows_per_file: tuple[int, ...]
+    row_count: int
+    billed_cost_sum: Decimal  # exact sums of the generated texts
+    effective_cost_sum: Decimal
+    list_cost_sum: Decimal
+    contracted_cost_sum: Decimal
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        return (self.period,)
+
+    @property
+    def manifest_keys(self) -> tuple[str, ...]:
+        return (self.manifest_key,)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.data_keys + self.manifest_keys
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.columns)
+
+
+def _decimals(x: Decimal) -> int:
+    return max(0, -x.normalize().as_tuple().exponent)
+
+
+def _sku(*parts: str) -> str:
+    """A stable 16-character SKU id for a product (same product, same SKU, every period)."""
+    return base64.b32encode(hashlib.sha256("/".join(parts).encode()).digest()).decode()[:16]
+
+
+def _ts_focus(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _FocusGen:
+    """Rows of a FOCUS 1.2 AWS export, one billing period, daily charge periods.
+
+    Every cost obeys the FOCUS 1.2 rules exactly (Decimal arithmetic, <= 10 decimals):
+    ListCost = ListUnitPrice x PricingQuantity and ContractedCost = ContractedUnitPrice x
+    PricingQuantity wherever those are not null; Tax/Credit/Adjustment rows have List =
+    Contracted = Effective = Billed and null prices; usage covered by a commitment has
+    BilledCost 0, PricingCategory Committed, CommitmentDiscountStatus Used; each commitment
+    has Purchase rows (EffectiveCost 0) and Unused rows, and for the recurring ones
+    (SP "A", No Upfront RIs) the period's Usage EffectiveCost (Used + Unused) equals the
+    Purchase BilledCost, as FOCUS requires per CommitmentDiscountId.
+    """
+
+    def __init__(self, period: str, seed: int, num: Callable[[Decimal], str]):
+        self.rng = random.Random(f"focus/{period}/{seed}")
+        self.num = num
+        start, end = period_bounds(period)
+        self.t0 = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        self.t_end = datetime(end.year, end.month, end.day, tzinfo=timezone.utc)
+        self.days = (end - start).days
+        self.hours = self.days * 24
+        self.rows: list[dict[str, str]] = []
+        payer = _ACCOUNTS[0][0]
+        b_day = min(9, self.days - 1)
+        sp_a_start = datetime(start.year - (start.month <= 4), (start.month - 5) % 12 + 1, 1, tzinfo=timezone.utc)
+        self.sps = [
+            dict(key="A", payment="No Upfront", factor=Decimal("0.72"), first_day=0, start=sp_a_start,
+                 region="", family="", meter="ComputeSP:1yrNoUpfront", label="Compute"),
+            dict(key="B", payment="All Upfront", factor=Decimal("0.6"), first_day=b_day,
+                 start=self.t0 + timedelta(days=b_day), region="us-east-1", family="m5",
+                 meter="EC2SP:m5.1yrAllUpfront", label="EC2 Instance"),
+        ]
+        for sp in self.sps:
+            sp["arn"] = f"arn:aws:savingsplans::{payer}:savingsplan/{self._uuid()}"
+            sp["used"], sp["n"] = {}, 0
+        self.ris: list[dict[str, Any]] = []
+        self.tags_rng = random.Random(f"focus-tags/{period}/{seed}")
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # ---------------------------------------------------------------- row skeletons
+    def _base(self, category: str, acct: tuple[str, str], cs: datetime, ce: datetime,
+              frequency: str, description: str) -> dict[str, str]:
+        payer_id, payer_name = _ACCOUNTS[0]
+        r = {n: "" for n, _ in FOCUS_COLUMNS}
+        r.update({
+            "BillingAccountId": payer_id, "BillingAccountName": payer_name,
+            "BillingAccountType": "Billing Account", "BillingCurrency": "USD",
+            "BillingPeriodStart": _ts_focus(self.t0), "BillingPeriodEnd": _ts_focus(self.t_end),
+            "ChargeCategory": category, "ChargeFrequency": frequency, "ChargeDescription": description,
+            "ChargePeriodStart": _ts_focus(cs), "ChargePeriodEnd": _ts_focus(ce),
+            "InvoiceIssuerName": "Amazon Web Services, Inc.", "PricingCurrency": "USD",
+            "ProviderName": "AWS", "PublisherName": "Amazon Web Services, Inc.",
+            "SubAccountId": acct[0], "SubAccountName": acct[1], "SubAccountType": "Linked Account",
+            "Tags": _json_map(None, self.tags_rng), "x_Discounts": _json_map(None, self.tags_rng),
+        })
+        return r
+
+    def _service(self, r: dict[str, str], key: str, region: str, meter: str, operation: str,
+                 itype: str | None = None, resource: bool = True) -> None:
+        svc = next(s for s in _SERVICES if s[0] == key)
+        cat, sub, rtype, _ = _FOCUS_SERVICE[key]
+        location = next(x[2] for x in _REGIONS if x[0] == region)
+        sku = _sku(key, region, meter)
+        details: dict[str, str] | None = None
+        if key == "ec2" and itype:
+            _, _, vcpu, mem = next(i for i in _INSTANCES if i[0] == itype)
+            details = {"CoreCount": vcpu, "InstanceType": itype, "MemorySize": mem.split()[0],
+                       "OperatingSystem": "Linux", "x_Tenancy": "Shared"}
+        elif key == "ebs":
+            details = {"DiskType": "SSD", "x_VolumeType": "gp3"}
+        elif key == "s3":
+            details = {"StorageClass": "Standard"}
+        r.update({
+            "ServiceName": svc[2], "ServiceCategory": cat, "ServiceSubcategory": sub,
+            "x_ServiceCode": svc[1], "x_Operation": operation, "SkuMeter": meter, "SkuId": sku,
+            "SkuPriceId": f"{sku}.JRTCKXETXF.6YS6EN2CT7",
+            "SkuPriceDetails": json.dumps(details, separators=(",", ":")) if details else "",
+            "RegionId": region, "RegionName": location,
+        })
+        if resource:
+            rng = self.rng
+            acct = r["SubAccountId"]
+            rid = {"ec2": f"i-0{_rand_hex(rng, 16)}", "ebs": f"vol-0{_rand_hex(rng, 16)}",
+                   "s3": f"acme-{rng.choice(_TEAMS)}-bucket", "s3req": f"acme-{rng.choice(_TEAMS)}-bucket",
+                   "lambda": f"arn:aws:lambda:{region}:{acct}:function:{rng.choice(_TEAMS)}-handler",
+                   "lambdareq": f"arn:aws:lambda:{region}:{acct}:function:{rng.choice(_TEAMS)}-handler",
+                   "rds": f"arn:aws:rds:{region}:{acct}:db:{rng.choice(_TEAMS)}-db"}.get(key, "")
+            r["ResourceId"] = rid
+            r["ResourceType"] = rtype if rid else ""
+            if key in ("ec2", "ebs", "rds"):
+                r["AvailabilityZone"] = f"{region}{rng.choice('abc')}"
+            if rid and self.tags_rng.random() < 0.6:
+                tags = {"team": self.tags_rng.choice(_TEAMS)}
+                if self.tags_rng.random() < 0.7:
+                    tags["environment"] = self.tags_rng.choice(_ENVS)
+                r["Tags"] = json.dumps(tags, separators=(",", ":"))
+                if key == "ec2" and self.tags_rng.random() < 0.5:
+                    r["ResourceName"] = f"{tags['team']}-{_rand_hex(self.tags_rng, 4)}"
+
+    def _price(self, r: dict[str, str], q: Decimal, list_p: Decimal, unit: str, *,
+               contracted_p: Decimal | None = None, billed: Decimal | None = None,
+               effective: Decimal | None = None, consumed: bool = True) -> None:
+        num = self.num
+        contracted_p = list_p if contracted_p is None else contracted_p
+        contracted = q * contracted_p
+        billed = contracted if billed is None else billed
+        effective = billed if effective is None else effective
+        r.update({
+            "PricingQuantity": num(q), "PricingUnit": unit,
+            "ListUnitPrice": num(list_p), "ContractedUnitPrice": num(contracted_p),
+            "PricingCurrencyListUnitPrice": num(list_p), "PricingCurrencyContractedUnitPrice": num(contracted_p),
+            "ListCost": num(q * list_p), "ContractedCost": num(contracted),
+            "BilledCost": num(billed), "EffectiveCost": num(effective),
+            "PricingCurrencyEffectiveCost": num(effective),
+        })
+        if consumed and r["ChargeCategory"] == "Usage":
+            r["ConsumedQuantity"], r["ConsumedUnit"] = num(q), unit
+
+    def _flat(self, r: dict[str, str], amount: Decimal) -> None:
+        """Tax, Credit, Adjustment: no prices, every cost = the billed amount."""
+        a = self.num(amount)
+        r.update({"BilledCost": a, "EffectiveCost": a, "ListCost": a, "ContractedCost": a,
+                  "PricingCurrencyEffectiveCost": a})
+
+    def _commit(self, r: dict[str, str], cid: str, category: str, ctype: str, status: str,
+                quantity: Decimal | None, unit: str) -> None:
+        r.update({"CommitmentDiscountId": cid, "CommitmentDiscountCategory": category,
+                  "CommitmentDiscountType": ctype, "CommitmentDiscountStatus": status,
+                  "CommitmentDiscountQuantity": self.num(quantity) if quantity is not None else "",
+                  "CommitmentDiscountUnit": unit if quantity is not None else ""})
+
+    # ---------------------------------------------------------------- usage lines
+    def _usage(self, key: str, day: int, region: str | None = None, itype: str | None = None,
+               acct: tuple[str, str] | None = None, q: Decimal | None = None) -> tuple[dict[str, str], Decimal, Decimal]:
+        """A Standard usage row of a basic service: (row, quantity, list unit price)."""
+        rng = self.rng
+        svc = next(s for s in _SERVICES if s[0] == key)
+        _, _, pname, _, utype, op, unit, rate_s, (lo, hi), _ = svc
+        region = region or rng.choices([x[0] for x in _REGIONS], [x[3] for x in _REGIONS])[0]
+        _, rprefix, location, _ = next(x for x in _REGIONS if x[0] == region)
+        acct = acct or rng.choice(_ACCOUNTS)
+        if key == "ec2":
+            itype = itype or rng.choice(_INSTANCES)[0]
+            rate_s = next(i for i in _INSTANCES if i[0] == itype)[1]
+            utype = utype.format(itype=itype)
+        p = Decimal(rate_s)
+        if q is None:
+            places = 0 if unit == "Requests" else max(0, min(4, 10 - _decimals(p)))
+            q = _q(Decimal(str(rng.uniform(lo, hi))), places) or Decimal(1)
+        cs = self.t0 + timedelta(days=day)
+        desc = (f"${_plain_text(p)} per On Demand Linux {itype} Instance Hour" if key == "ec2"
+                else f"${_plain_text(p)} per {unit} - {pname} ({location})")
+        r = self._base("Usage", acct, cs, cs + timedelta(days=1), "Usage-Based", desc)
+        self._service(r, key, region, f"{rprefix}{utype}", op, itype)
+        r["PricingCategory"] = "Standard"
+        self._price(r, q, p, _FOCUS_SERVICE[key][3])
+        return r, q, p
+
+    def _sp_for(self, r: Mapping[str, str], day: int) -> dict[str, Any]:
+        b = self.sps[1]
+        itype = json.loads(r["SkuPriceDetails"] or "{}").get("InstanceType", "")
+        if day >= b["first_day"] and r["RegionId"] == b["region"] and itype.startswith(b["family"] + "."):
+            return b
+        return self.sps[0]
+
+    def _cover_sp(self, r: dict[str, str], q: Decimal, p: Decimal, sp: dict[str, Any], day: int) -> None:
+        eff = q * _q(p * sp["factor"], 6)
+        r["PricingCategory"] = "Committed"
+        self._price(r, q, p, "Hours", billed=Decimal(0), effective=eff)
+        self._commit(r, sp["arn"], "Spend", "Savings Plan", "Used", eff, "USD")
+        sp["used"][day] = sp["used"].get(day, Decimal(0)) + eff
+        sp["n"] += 1
+
+    def _new_ri(self, region: str, itype: str, payment: str, in_period: bool) -> dict[str, Any]:
+        p = Decimal(next(i for i in _INSTANCES if i[0] == itype)[1])
+        up, rec = {"No Upfront": (Decimal(0), _q(p * Decimal("0.62"), 6)),
+                   "All Upfront": (_q(p * Decimal("0.57"), 6), Decimal(0))}[payment]
+        acct = self.rng.choice(_ACCOUNTS[1:])
+        ri = dict(region=region, itype=itype, payment=payment, in_period=in_period, up=up, rec=rec,
+                  arn=f"arn:aws:ec2:{region}:{acct[0]}:reserved-instances/{self._uuid()}",
+                  acct=acct, used=Decimal(0), n_rows=0)
+        self.ris.append(ri)
+        return ri
+
+    def _cover_ri(self, r: dict[str, str], q: Decimal, p: Decimal, ri: dict[str, Any]) -> None:
+        r["PricingCategory"] = "Committed"
+        self._price(r, q, p, "Hours", billed=Decimal(0), effective=q * (ri["up"] + ri["rec"]))
+        self._commit(r, ri["arn"], "Usage", "Reserved Instance", "Used", q, "Hours")
+        ri["used"] += q
+        ri["n_rows"] += 1
+
+    # ---------------------------------------------------------------- commitments
+    def _commitment_rows(self) -> None:
+        payer = _ACCOUNTS[0]
+        for sp in self.sps:
+            peak = max(sp["used"].values(), default=Decimal(0))
+            c = max(Decimal("0.050"), _ceil(peak / 24 * Decimal("1.25"), 3))
+            words = f"1 year {sp['payment']} {sp['label']} Savings Plan"
+            for d in range(sp["first_day"], self.days):
+                cs = self.t0 + timedelta(days=d)
+                total, used = c * 24, sp["used"].get(d, Decimal(0))
+                if sp["payment"] == "No Upfront":
+                    r = self._base("Purchase", payer, cs, cs + timedelta(days=1), "Recurring",
+                                   f"{words}: hourly commitment of {_plain_text(c)} USD")
+                    self._sp_service(r, sp)
+                    r["PricingCategory"] = "Standard"
+                    self._price(r, Decimal(24), c, "Hours", effective=Decimal(0))
+                    self._commit(r, sp["arn"], "Spend", "Savings Plan", "", total, "USD")
+                    self.rows.append(r)
+                if total > used:
+                    r = self._base("Usage", payer, cs, cs + timedelta(days=1), "Usage-Based",
+                                   f"{words}: unused commitment")
+                    self._sp_service(r, sp)
+                    r["PricingCategory"] = "Committed"
+                    self._price(r, Decimal(0), c, "Hours", billed=Decimal(0), effective=total - used,
+                                consumed=False)
+                    self._commit(r, sp["arn"], "Spend", "Savings Plan", "Unused", total - used, "USD")
+                    self.rows.append(r)
+            if sp["payment"] == "All Upfront":
+                cs = sp["start"]
+                upfront = c * 8760
+                r = self._base("Purchase", payer, cs, cs + timedelta(days=1), "One-Time", f"{words}: upfront fee")
+                self._sp_service(r, sp)
+                r["PricingCategory"] = "Standard"
+                self._price(r, Decimal(1), upfront, "Units", effective=Decimal(0))
+                self._commit(r, sp["arn"], "Spend", "Savings Plan", "", upfront, "USD")
+                self.rows.append(r)
+        hours = Decimal(self.hours)
+        for ri in self.ris:
+            n = max(1, int(_ceil(ri["used"] / hours, 0)))
+            total = hours * n
+            unused = total - ri["used"]
+            rprefix = next(x[1] for x in _REGIONS if x[0] == ri["region"])
+            meter = f"{rprefix}HeavyUsage:{ri['itype']}"
+            if ri["rec"] > 0:
+                r = self._base("Purchase", ri["acct"], self.t0, self.t_end, "Recurring",
+                               f"USD {_plain_text(ri['rec'])} hourly fee per Linux/UNIX (Amazon VPC), {ri['itype']} instance")
+                self._service(r, "ec2", ri["region"], meter, "RunInstances", ri["itype"], resource=False)
+                r["PricingCategory"] = "Standard"
+                self._price(r, total, ri["rec"], "Hours", effective=Decimal(0))
+                self._commit(r, ri["arn"], "Usage", "Reserved Instance", "", total, "Hours")
+                self.rows.append(r)
+            if ri["in_period"] and ri["up"] > 0:
+                r = self._base("Purchase", ri["acct"], self.t0, self.t0 + timedelta(days=1), "One-Time",
+                               f"Sign up charge for subscription: {self.rng.randrange(10**9, 10**10)}, "
+                               f"planId: {self.rng.randrange(1000, 9999)}")
+                self._service(r, "ec2", ri["region"], f"{_REGION_SHORT[ri['region']]}-HeavyUsage:{ri['itype']}",
+                              "RunInstances", ri["itype"], resource=False)
+                r["PricingCategory"] = "Standard"
+                self._price(r, Decimal(8760 * n), ri["up"], "Hours", effective=Decimal(0))
+                self._commit(r, ri["arn"], "Usage", "Reserved Instance", "", Decimal(8760 * n), "Hours")
+                self.rows.append(r)
+            if unused > 0:
+                r = self._base("Usage", ri["acct"], self.t0, self.t_end, "Usage-Based",
+                               f"Unused Reserved Instance hours, {ri['itype']} in {ri['region']}")
+                self._service(r, "ec2", ri["region"], meter, "RunInstances", ri["itype"], resource=False)
+                r["PricingCategory"] = "Committed"
+                self._price(r, Decimal(0), ri["up"] + ri["rec"], "Hours", billed=Decimal(0),
+                            effective=unused * (ri["up"] + ri["rec"]), consumed=False)
+                self._commit(r, ri["arn"], "Usage", "Reserved Instance", "Unused", unused, "Hours")
+                self.rows.append(r)
+
+    def _sp_service(self, r: dict[str, str], sp: dict[str, Any]) -> None:
+        name, code = _FOCUS_SP_SERVICE
+        sku = _sku("sp", sp["meter"])
+        r.update({"ServiceName": name, "ServiceCategory": "Management and Governance",
+                  "ServiceSubcategory": "Cost Management", "x_ServiceCode": code, "SkuMeter": sp["meter"],
+                  "SkuId": sku, "SkuPriceId": f"{sku}.{sp['key']}SP1Y", "ResourceId": sp["arn"],
+                  "ResourceType": "savingsplan", "RegionId": sp["region"],
+                  "RegionName": "US East (N. Virginia)" if sp["region"] else ""})
+
+    # ---------------------------------------------------------------- the whole period
+    def generate(self, n: int) -> list[dict[str, str]]:
+        rng = self.rng
+        weights = [s[-1] for s in _SERVICES]
+        ri_b = self._new_ri("us-east-1", "m5.large", "All Upfront", in_period=True)
+        for _ in range(n):
+            key = rng.choices(_SERVICES, weights)[0][0]
+            day = rng.randrange(self.days)
+            kind = rng.choices(("Usage", "Tax", "Credit", "SP", "RI", "Spot"), (80, 4, 3, 5, 4, 4))[0]
+            if key != "ec2" and kind in ("SP", "RI", "Spot"):
+                kind = "Usage"
+            r, q, p = self._usage(key, day)
+            if kind == "Usage" and q * p > 0 and rng.random() < 0.2:
+                d = -_q10(q * p * Decimal("0.03"))
+                if d:
+                    r["x_Discounts"] = json.dumps({"edp_discount": float(d)}, separators=(",", ":"))
+                    self._price(r, q, p, _FOCUS_SERVICE[key][3], billed=q * p + d)
+            elif kind == "Spot":
+                spot = _q(p * Decimal(rng.choice(("0.3", "0.35", "0.42"))), 4)
+                itype = json.loads(r["SkuPriceDetails"])["InstanceType"]
+                meter = r["SkuMeter"].replace("BoxUsage", "SpotUsage")
+                r.update({"PricingCategory": "Dynamic", "SkuMeter": meter, "SkuId": _sku("ec2", r["RegionId"], meter),
+                          "ChargeDescription": f"${_plain_text(spot)} per Linux {itype} Spot Instance-hour"})
+                r["SkuPriceId"] = f"{r['SkuId']}.SPOT"
+                self._price(r, q, spot, "Hours")
+            elif kind == "SP":
+                self._cover_sp(r, q, p, self._sp_for(r, day), day)
+            elif kind == "RI":
+                itype = json.loads(r["SkuPriceDetails"])["InstanceType"]
+                ri = next((x for x in self.ris if (x["region"], x["itype"]) == (r["RegionId"], itype)), None)
+                ri = ri or self._new_ri(r["RegionId"], itype, "No Upfront", in_period=False)
+                self._cover_ri(r, q, p, ri)
+            elif kind == "Tax":
+                r = self._tax(r)
+            elif kind == "Credit":
+                r = self._credit(r)
+            self.rows.append(r)
+        # top-ups: every kind of line at least once, whatever `n`
+        for sp in self.sps:
+            while sp["n"] < 2:
+                day = rng.randrange(sp["first_day"], self.days)
+                r, q, p = self._usage("ec2", day, region=sp["region"] or None,
+                                      itype="m5.large" if sp["family"] else None, q=Decimal(rng.randrange(4, 25)))
+                self._cover_sp(r, q, p, sp, day)
+                self.rows.append(r)
+        while ri_b["n_rows"] < 2:
+            r, q, p = self._usage("ec2", rng.randrange(self.days), "us-east-1", "m5.large",
+                                  q=Decimal(rng.randrange(6, 25)))
+            self._cover_ri(r, q, p, ri_b)
+            self.rows.append(r)
+        if not any(ri["payment"] == "No Upfront" and ri["n_rows"] for ri in self.ris):
+            ri = self._new_ri("eu-west-1", "t3.micro", "No Upfront", in_period=False)
+            r, q, p = self._usage("ec2", rng.randrange(self.days), "eu-west-1", "t3.micro",
+                                  q=Decimal(rng.randrange(6, 25)))
+            self._cover_ri(r, q, p, ri)
+            self.rows.append(r)
+        cats = {r["ChargeCategory"] for r in self.rows}
+        if "Tax" not in cats:
+            self.rows.append(self._tax(self._usage("ec2", 0)[0]))
+        if "Credit" not in cats:
+            self.rows.append(self._credit(self._usage("ec2", 0)[0]))
+        if not any(r["PricingCategory"] == "Dynamic" for r in self.rows):
+            r, q, p = self._usage("ec2", rng.randrange(self.days), q=Decimal(rng.randrange(1, 25)))
+            spot = _q(p * Decimal("0.35"), 4)
+            r.update({"PricingCategory": "Dynamic", "SkuMeter": r["SkuMeter"].replace("BoxUsage", "SpotUsage")})
+            self._price(r, q, spot, "Hours")
+            self.rows.append(r)
+        self._specials()
+        self._commitment_rows()
+        rng.shuffle(self.rows)
+        return self.rows
+
+    def _tax(self, src: Mapping[str, str]) -> dict[str, str]:
+        code = src["x_ServiceCode"]
+        r = self._base("Tax", (src["SubAccountId"], src["SubAccountName"]), self.t0, self.t_end, "One-Time",
+                       f"Tax for product code {code}")
+        r.update({k: src[k] for k in ("ServiceName", "ServiceCategory", "ServiceSubcategory", "x_ServiceCode")})
+        self._flat(r, _q(Decimal(str(self.rng.uniform(0.05, 40))), 2) or Decimal("0.01"))
+        return r
+
+    def _credit(self, src: Mapping[str, str]) -> dict[str, str]:
+        cs = datetime.strptime(src["ChargePeriodStart"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        r = self._base("Credit", (src["SubAccountId"], src["SubAccountName"]), cs, cs + timedelta(days=1),
+                       "One-Time", "AWS Activate Credits, Promotional Credit")
+        r.update({k: src[k] for k in ("ServiceName", "ServiceCategory", "ServiceSubcategory", "x_ServiceCode",
+                                       "RegionId", "RegionName", "SkuId", "SkuMeter")})
+        r["PricingCategory"] = "Other"
+        self._flat(r, -(_q(Decimal(str(self.rng.uniform(0.5, 25))), 4) or Decimal("0.5")))
+        return r
+
+    def _specials(self) -> None:
+        rng = self.rng
+        # AWS Marketplace: a third-party publisher, billed (and invoiced) through AWS
+        seller, product = _MARKETPLACE
+        code = _rand_alnum(rng, 25)
+        day = rng.randrange(self.days)
+        acct = rng.choice(_ACCOUNTS[1:])
+        cs = self.t0 + timedelta(days=day)
+        r = self._base("Usage", acct, cs, cs + timedelta(days=1), "Usage-Based",
+                       f"{product} - $0.342 per hour of software usage")
+        sku = _sku("mp", code)
+        r.update({"PublisherName": seller, "ServiceName": product, "ServiceCategory": "Other",
+                  "ServiceSubcategory": "Other (Other)", "x_ServiceCode": code, "x_Operation": "",
+                  "SkuMeter": "USE1-MP:SoftwareUsageHours", "SkuId": sku, "SkuPriceId": f"{sku}.MP",
+                  "RegionId": "us-east-1", "RegionName": "US East (N. Virginia)", "PricingCategory": "Standard"})
+        self._price(r, Decimal(rng.randrange(1, 25)), Decimal("0.342"), "Hours")
+        self.rows.append(r)
+        # a free line (data transfer in) and a tiny one (0.0000002325 GB-Mo x 0.08 = 0.0000000186)
+        r, q, p = self._usage("dto", rng.randrange(self.days))
+        r["SkuMeter"] = r["SkuMeter"].replace("-Out-", "-In-")
+        r["ChargeDescription"] = "$0.00 per GB - data transfer in from the Internet"
+        self._price(r, q, Decimal(0), "GB")
+        self.rows.append(r)
+        r, q, p = self._usage("ebs", rng.randrange(self.days), q=Decimal("0.0000002325"))
+        self.rows.append(r)
+        # a correction of a previous billing period
+        src = self._usage("ec2", 0)[0]
+        r = self._base("Adjustment", (src["SubAccountId"], src["SubAccountName"]), self.t0,
+                       self.t0 + timedelta(days=1), "One-Time",
+                       f"Refund for overcharge in a previous billing period, support case {rng.randrange(10**9, 10**10)}")
+        r.update({k: src[k] for k in ("ServiceName", "ServiceCategory", "ServiceSubcategory", "x_ServiceCode",
+                                       "RegionId", "RegionName")})
+        r["ChargeClass"] = "Correction"
+        self._flat(r, -(_q(Decimal(str(rng.uniform(1, 30))), 4) or Decimal(1)))
+        self.rows.append(r)
+        # an On-Demand Capacity Reservation: a used hour block and the unused remainder
+        acct = _ACCOUNTS[1]
+        cr = f"arn:aws:ec2:us-east-1:{acct[0]}:capacity-reservation/cr-0{_rand_hex(rng, 16)}"
+        day = rng.randrange(self.days)
+        used = Decimal(rng.randrange(6, 20))
+        r, q, p = self._usage("ec2", day, "us-east-1", "m5.large", acct, q=used)
+        r.update({"CapacityReservationId": cr, "CapacityReservationStatus": "Used"})
+        self.rows.append(r)
+        r, q, p = self._usage("ec2", day, "us-east-1", "m5.large", acct, q=24 - used)
+        meter = "UnusedBox:m5.large"
+        r.update({"CapacityReservationId": cr, "CapacityReservationStatus": "Unused", "SkuMeter": meter,
+                  "ResourceId": cr.split("/")[-1], "ResourceType": "capacity-reservation",
+                  "SkuId": _sku("ec2", "us-east-1", meter),
+                  "ChargeDescription": f"${_plain_text(p)} per Unused Reservation Linux m5.large Instance Hour"})
+        r["SkuPriceId"] = f"{r['SkuId']}.JRTCKXETXF.6YS6EN2CT7"
+        self.rows.append(r)
+
+
+def _focus_arrow_type(t: str):
+    import pyarrow as pa
+
+    return {"string": pa.string(), "double": pa.float64(), "timestamp": pa.timestamp("ms", tz="UTC"),
+            "map<string,string>": pa.map_(pa.string(), pa.string()),
+            "map<string,double>": pa.map_(pa.string(), pa.float64())}[t]
+
+
+def _focus_arrow_value(text: str, t: str):
+    if text == "":
+        return None  # FOCUS nulls are nulls in Parquet, strings included
+    if t == "string":
+        return text
+    if t == "double":
+        return float(text)
+    if t == "timestamp":
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return list(json.loads(text).items())
+
+
+def build_focus(
+    root: str | os.PathLike,
+    prefix: str = "focus",
+    export: str = "demo-focus",
+    period: str = "2024-01",
+    execution_id: str | None = None,
+    files: int = 2,
+    rows: int = 300,
+    subfolder: bool = True,
+    fmt: str = "csv.gz",
+    seed: int = 0,
+    *,
+    bucket: str = DEFAULT_BUCKET,
+    delivered_at: datetime | None = None,
+    number_style: str = "java",
+    invoice_id: str | None = None,
+) -> FocusDelivery:
+    """A generated AWS Data Exports "FOCUS 1.2 with AWS columns" export of one billing period.
+
+    - Layout: identical to CUR 2.0 (an export of another table):
+      ``<prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/[<stamp>-<executionId>/]<export>-00001.csv.gz``
+      (or ``.snappy.parquet``) and ``<prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json``,
+      written last, with ``executionId``, ``exportArn``, ``billingPeriod``, ``dataFiles`` and
+      ``columns`` ``[{name, type}]``: the 60 ``FOCUS_COLUMNS`` in PascalCase as AWS writes
+      them (``BilledCost``, ``x_Discounts`` ...), types ``string/double/timestamp/map``.
+    - Rows: ``rows`` drawn lines (Usage, a few Tax/Credit, Savings Plan and RI covered usage,
+      Spot) plus what a month always has: daily Savings Plan Purchase/Unused rows, RI
+      Purchase (recurring and one-time) and Unused rows, an AWS Marketplace line
+      (PublisherName = the seller), a free line, a 0.0000000186 line, an Adjustment with
+      ChargeClass "Correction" and a capacity reservation used/unused pair. ``row_count``
+      is therefore about ``rows + 70``. Values follow FOCUS 1.2 (see ``_FocusGen``):
+      ChargeCategory Usage/Purchase/Tax/Credit/Adjustment, ChargeFrequency, PricingCategory
+      Standard/Committed/Dynamic/Other (null for Tax/Adjustment), ServiceCategory with a
+      ServiceSubcategory of that category, ProviderName "AWS", InvoiceIssuerName and
+      PublisherName "Amazon Web Services, Inc.", BillingCurrency USD, ``x_Discounts``
+      (``{"edp_discount": -0.0123}``) where BilledCost is below ContractedCost.
+    - CSV: costs and quantities as Java double text (``number_style="plain"``: plain
+      decimals), timestamps ``2024-01-01T00:00:00Z``, maps as JSON object text (``{}`` or
+      empty when there is none), nulls as empty fields. Parquet: float64, timestamp[ms, UTC],
+      real map columns, and nulls as nulls (strings too).
+    - ``InvoiceId`` is null (the month is not invoiced yet, as ``bill_invoice_id`` in CUR 2.0);
+      ``invoice_id="2024012345"`` puts that id on every row (a closed, invoiced month).
+    - The four ``*_cost_sum`` are exact Decimal sums of the written texts; ``focus_totals``
+      reads them (and more) back from the files.
+    """
+    if fmt not in ("csv.gz", "parquet"):
+        raise ValueError(f"fmt must be 'csv.gz' or 'parquet', got {fmt!r}")
+    if number_style not in ("java", "plain"):
+        raise ValueError(f"number_style must be 'java' or 'plain', got {number_style!r}")
+    root = Path(root)
+    start, end = period_bounds(period)
+    execution_id = execution_id or str(uuid.uuid4())
+    delivered_at = delivered_at or datetime(end.year, end.month, 2, 6, 0, 0, tzinfo=timezone.utc)
+    num = java_double_text if number_style == "java" else _plain_text
+    names = [n for n, _ in FOCUS_COLUMNS]
+    gen = _FocusGen(period, seed, num).generate(rows)
+    if invoice_id:
+        for r in gen:
+            r["InvoiceId"] = invoice_id
+    table = [[r[n] for n in names] for r in gen]
+    sums = {c: decimal_sum(r[c] for r in gen) for c in FOCUS_COST_COLUMNS}
+
+    part = f"BILLING_PERIOD={period}"
+    data_prefix = _join(prefix, export, "data", part)
+    if subfolder:
+        data_prefix = _join(data_prefix, f"{delivered_at:%Y%m%dT%H%M%SZ}-{execution_id}")
+    data_keys, counts = [], []
+    for n, (a, b) in enumerate(_split(len(table), files), start=1):
+        chunk = table[a:b]
+        if fmt == "csv.gz":
+            key = _join(data_prefix, f"{export}-{n:05d}.csv.gz")
+            _write_bytes(root, key, _gzip(_csv_bytes(names, chunk)))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            key = _join(data_prefix, f"{export}-{n:05d}.snappy.parquet")
+            arrays = [pa.array([_focus_arrow_value(row[j], t) for row in chunk], _focus_arrow_type(t))
+                      for j, (_, t) in enumerate(FOCUS_COLUMNS)]
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_arrays(arrays, names=names), path, compression="snappy")
+        data_keys.append(key)
+        counts.append(b - a)
+
+    manifest_key = _join(prefix, export, "metadata", part, f"{export}-Manifest.json")
+    uris = [f"s3://{bucket}/{k}" for k in data_keys]
+    columns = [(n, _manifest_type_v2(t)) for n, t in FOCUS_COLUMNS]
+    _write_json(root, manifest_key, {
+        "executionId": execution_id,
+        "exportArn": f"arn:aws:bcm-data-exports:us-east-1:{_ACCOUNTS[0][0]}:export/{export}-"
+                     f"{uuid.uuid5(uuid.NAMESPACE_URL, export)}",
+        "billingPeriod": {"start": f"{start:%Y-%m-%d}T00:00:00.000Z", "end": f"{end:%Y-%m-%d}T00:00:00.000Z"},
+        "columns": [{"name": n, "type": t} for n, t in columns],
+        "dataFiles": uris,
+    })
+    return FocusDelivery(
+        root=root, bucket=bucket, prefix=prefix, export=export, period=period,
+        execution_id=execution_id, fmt=fmt, data_prefix=data_prefix,
+        data_keys=tuple(data_keys), data_uris=tuple(uris), manifest_key=manifest_key,
+        columns=tuple(columns), rows_per_file=tuple(counts), row_count=len(table),
+        billed_cost_sum=sums["BilledCost"], effective_cost_sum=sums["EffectiveCost"],
+        list_cost_sum=sums["ListCost"], contracted_cost_sum=sums["ContractedCost"],
+    )
+
+
+# ======================================================================================
+# Reading a delivery back (what the files say, not what the generator meant)
+# ======================================================================================
+V2_SUM_COLUMNS = (
+    "line_item_unblended_cost", "line_item_blended_cost", "line_item_net_unblended_cost",
+    "line_item_usage_amount", "pricing_public_on_demand_cost",
+    "savings_plan_savings_plan_effective_cost", "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment", "savings_plan_recurring_commitment_for_billing_period",
+    "savings_plan_amortized_upfront_commitment_for_billing_period",
+    "reservation_effective_cost", "reservation_amortized_upfront_cost_for_usage",
+    "reservation_recurring_fee_for_usage", "reservation_unused_quantity",
+    "reservation_unused_recurring_fee", "reservation_amortized_upfront_fee_for_billing_period",
+    "reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_upfront_value",
+    "discount_total_discount", "discount_bundled_discount",
+)
+FOCUS_SUM_COLUMNS = FOCUS_COST_COLUMNS + (
+    "PricingQuantity", "ConsumedQuantity", "CommitmentDiscountQuantity", "PricingCurrencyEffectiveCost",
+)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Row count and exact Decimal sums (empty/null values skipped) of some columns."""
+
+    rows: int
+    sums: Mapping[str, Decimal]
+
+    def __getitem__(self, column: str) -> Decimal:
+        return self.sums[column]
+
+
+def read_rows(delivery: V2Delivery | FocusDelivery) -> list[dict[str, Any]]:
+    """Every data row of a CUR 2.0 or FOCUS delivery, read from its files in manifest order.
+
+    CSV values are the texts in the file; Parquet values are what pyarrow gives (float,
+    datetime, maps as lists of (key, value), None for nulls)."""
+    out: list[dict[str, Any]] = []
+    for key in delivery.data_keys:
+        path = Path(delivery.root) / key
+        if key.endswith(".csv.gz"):
+            header, rows = read_csv_gz(path)
+            out.extend(dict(zip(header, r)) for r in rows)
+        else:
+            import pyarrow.parquet as pq
+
+            out.extend(pq.read_table(path).to_pylist())
+    return out
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A file value as the exact decimal it stands for (doubles by ``repr``); None if empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def totals(delivery: V2Delivery | FocusDelivery, by: str | None = None,
+           columns: Sequence[str] | None = None) -> Totals | dict[str, Totals]:
+    """Exact sums of ``columns`` read back from the delivery's files: one ``Totals``, or
+    ``{value of column by: Totals}`` (sorted) with ``by``. Default columns:
+    ``V2_SUM_COLUMNS`` for CUR 2.0, ``FOCUS_SUM_COLUMNS`` for FOCUS."""
+    if columns is None:
+        columns = FOCUS_SUM_COLUMNS if isinstance(delivery, FocusDelivery) else V2_SUM_COLUMNS
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in read_rows(delivery):
+        groups.setdefault("" if by is None else (r.get(by) or ""), []).append(r)
+
+    def total(rows: list[dict[str, Any]]) -> Totals:
+        sums = {c: sum((d for d in (to_decimal(r.get(c)) for r in rows) if d is not None), Decimal(0))
+                for c in columns}
+        return Totals(rows=len(rows), sums=sums)
+
+    if by is None:
+        return total(groups.get("", []))
+    return {k: total(groups[k]) for k in sorted(groups)}
+
+
+def line_type_totals(delivery: V2Delivery, columns: Sequence[str] = V2_SUM_COLUMNS) -> dict[str, Totals]:
+    """``{line_item_line_item_type: Totals}`` of a CUR 2.0 delivery, from its files."""
+    return totals(delivery, by="line_item_line_item_type", columns=columns)  # type: ignore[return-value]
+
+
+def line_type_counts(delivery: V2Delivery) -> dict[str, int]:
+    """``{line_item_line_item_type: rows}`` of a CUR 2.0 delivery, from its files."""
+    return {k: t.rows for k, t in line_type_totals(delivery, columns=()).items()}
+
+
+def focus_totals(delivery: FocusDelivery, by: str | None = None,
+                 columns: Sequence[str] = FOCUS_SUM_COLUMNS) -> Totals | dict[str, Totals]:
+    """Exact sums of a FOCUS delivery from its files, e.g. ``focus_totals(d)["BilledCost"]``
+    or ``focus_totals(d, by="ChargeCategory")["Purchase"].rows``."""
+    return totals(delivery, by=by, columns=columns)
+
+
+def v2_amortized_cost_sum(delivery: V2Delivery) -> Decimal:
+    """The period's amortized cost from the files, with the formula of AWS's dashboards and
+    the FOCUS converters: covered usage at its effective cost, unused commitment from the
+    fees, negations and upfront fees at 0, everything else at the unblended cost."""
+    d = lambda r, c: to_decimal(r.get(c)) or Decimal(0)  # noqa: E731
+    total = Decimal(0)
+    for r in read_rows(delivery):
+        lit = r["line_item_line_item_type"]
+        if lit == "SavingsPlanCoveredUsage":
+            total += d(r, "savings_plan_savings_plan_effective_cost")
+        elif lit == "SavingsPlanRecurringFee":
+            total += d(r, "savings_plan_total_commitment_to_date") - d(r, "savings_plan_used_commitment")
+        elif lit in ("SavingsPlanNegation", "SavingsPlanUpfrontFee"):
+            pass
+        elif lit == "DiscountedUsage":
+            total += d(r, "reservation_effective_cost")
+        elif lit == "RIFee":
+            total += (d(r, "reservation_unused_amortized_upfront_fee_for_billing_period")
+                      + d(r, "reservation_unused_recurring_fee"))
+        elif lit == "Fee" and r.get("reservation_reservation_a_r_n"):
+            pass
+        else:
+            total += d(r, "line_item_unblended_cost")
+    return total
+
+
+# ======================================================================================
+# A bucket with all three kinds of export under one prefix
+# ======================================================================================
+@dataclass(frozen=True)
+class MixedBucket:
+    """A legacy CUR, a CUR 2.0 and a FOCUS export of one period under one prefix."""
+
+    root: Path
+    prefix: str
+    v1: V1Delivery
+    v2: V2Delivery
+    focus: FocusDelivery
+
+    @property
+    def deliveries(self) -> tuple[V1Delivery, V2Delivery, FocusDelivery]:
+        return (self.v1, self.v2, self.focus)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.v1.keys + self.v2.keys + self.focus.keys
+
+
+def build_mixed_bucket(
+    root: str | os.PathLike,
+    period: str = "2024-01",
+    prefix: str = "exports",
+    *,
+    bucket: str = DEFAULT_BUCKET,
+    v1_report: str = "legacy-cur",
+    v2_export: str = "cur2-full",
+    focus_export: str = "focus-1-2",
+    seed: int = 0,
+) -> MixedBucket:
+    """Under ONE prefix, as when an account moves from legacy CUR to Data Exports:
+
+        <prefix>/legacy-cur/<YYYYMMDD-YYYYMMDD>/...   build_v1_csv (the real sample, moved to `period`)
+        <prefix>/cur2-full/{data,metadata}/...         build_v2(charges="full")
+        <prefix>/focus-1-2/{data,metadata}/...         build_focus
+
+    Deterministic: the assembly/execution ids derive from the names and the period."""
+    ids = {n: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}/{n}/{period}")) for n in (v1_report, v2_export, focus_export)}
+    v1 = build_v1_csv(root, prefix=prefix, report=v1_report, period=period, assembly_id=ids[v1_report], bucket=bucket)
+    v2 = build_v2(root, prefix=prefix, export=v2_export, period=period, execution_id=ids[v2_export],
+                  seed=seed, bucket=bucket, charges="full")
+    focus = build_focus(root, prefix=prefix, export=focus_export, period=period,
+                        execution_id=ids[focus_export], seed=seed, bucket=bucket)
+    return MixedBucket(root=Path(root), prefix=prefix, v1=v1, v2=v2, focus=focus)
 
 
 # ======================================================================================

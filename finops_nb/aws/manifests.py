@@ -165,8 +165,7 @@ def layouts_under(store, # where the export lives
             except (ValueError, AttributeError, InputError): cols = set()
             what = "focus" if "BilledCost" in cols else "v2"
         else: continue
-        out[(what, name)] = (f'a FOCUS export, export_name = "{name}"' if what == "focus"
-                             else f'cur_version = "{what}", export_name = "{name}"')
+        out[(what, name)] = f'cur_version = "{what}", export_name = "{name}"'
     return [out[k] for k in sorted(out)]
 
 # %% ../../nbs/10_aws_manifests.ipynb #380ad884
@@ -187,21 +186,30 @@ def discover(store, # a LocalStore or S3Store
             ) -> Discovery:
     "Find and parse the current manifest of every billing period of an export; no manifest at all is an `InputError` saying what is there."
     if not export.name: raise ConfigError("[aws] export_name is not set: name the CUR report or data export")
-    cur_version = {"cur1": "v1", "cur2": "v2"}[export.kind]
+    cur_version = {"cur1": "v1", "cur2": "v2", "focus": "v2"}[export.kind]  # a FOCUS export has CUR 2.0's layout
+    setting = {"cur1": "v1", "cur2": "v2", "focus": "focus"}[export.kind]
     base = export_base(export.prefix, export.name)
     objs = store.list(base)
     listing = {o.key: o for o in objs}
     found = find_manifest_objs(objs, base, export.name, cur_version)
     if not found:
-        there = [l for l in layouts_under(store, export.prefix) if l != f'cur_version = "{cur_version}", export_name = "{export.name}"']
-        raise InputError(f"{store.name}/{base}: no CUR {cur_version} manifest of export {export.name!r}"
+        there = [l for l in layouts_under(store, export.prefix) if l != f'cur_version = "{setting}", export_name = "{export.name}"']
+        what = "FOCUS export" if export.kind == "focus" else f"CUR {cur_version}"
+        raise InputError(f"{store.name}/{base}: no {what} manifest of export {export.name!r}"
                          + (f"; found {'; '.join(there)} under the prefix: set those in [aws] to read it" if there else
                             "; check [aws] prefix, export_name and cur_version"))
     manifests, problems = [], []
     for period, o in sorted(found.items(), reverse=True):
         if not in_window(period, start_date, end_date): continue
-        try: manifests.append(parse_manifest(o, store.read(o.key), base, cur_version, period, listing))
-        except InputError as e: problems.append((o.key, str(e).removeprefix(o.key + ": ")))
+        try: m = parse_manifest(o, store.read(o.key), base, cur_version, period, listing)
+        except InputError as e: problems.append((o.key, str(e).removeprefix(o.key + ": "))); continue
+        names = {c for c, _ in m.columns}
+        if cur_version == "v2" and names and ("BilledCost" in names) != (export.kind == "focus"):
+            is_focus = "BilledCost" in names
+            raise InputError(f"{store.name}/{o.key}: export {export.name!r} is {'a FOCUS' if is_focus else 'a CUR 2.0'} export, not "
+                             f"{'a CUR 2.0' if is_focus else 'a FOCUS'} one (its manifest declares "
+                             f"{'BilledCost' if is_focus else 'no BilledCost'}): set [aws] cur_version = \"{'focus' if is_focus else 'v2'}\"")
+        manifests.append(m)
     return Discovery(export, manifests, problems, base)
 
 # %% ../../nbs/10_aws_manifests.ipynb #72c20e4d
@@ -211,7 +219,7 @@ def aws_export(cfg, # a `Config`
     bucket = cfg.get("aws.bucket")
     if not bucket: raise ConfigError("[aws] bucket is not set (config.toml, FINOPS__AWS__BUCKET or --bucket)")
     source = f"file://{Path(urlparse(bucket).path).expanduser().resolve()}" if bucket.startswith("file://") else f"s3://{bucket}"
-    return Export("aws", {"v1": "cur1", "v2": "cur2"}[cfg["aws.cur_version"]], source, (cfg.get("aws.prefix") or "").strip("/"),
+    return Export("aws", {"v1": "cur1", "v2": "cur2", "focus": "focus"}[cfg["aws.cur_version"]], source, (cfg.get("aws.prefix") or "").strip("/"),
                   cfg.get("aws.export_name") or "")
 
 # %% ../../nbs/10_aws_manifests.ipynb #c58659ee
