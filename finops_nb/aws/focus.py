@@ -132,8 +132,7 @@ CUR_MAPPING = {  # FOCUS column: SQL over the CUR row (s), with {column} placeho
         WHEN 'SavingsPlanNegation' THEN 0 WHEN 'SavingsPlanUpfrontFee' THEN 0
         WHEN 'DiscountedUsage' THEN coalesce({{reservation_effective_cost}}, 0)
         ELSE CASE WHEN {LIT} = 'Fee' AND {{reservation_reservation_a_r_n}} IS NOT NULL THEN 0 ELSE coalesce({{line_item_unblended_cost}}, 0) END END""",
-    "ListCost": f"CASE WHEN {LIT} IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') OR ({LIT} = 'Fee' AND {{reservation_reservation_a_r_n}} IS NOT NULL) THEN 0 "
-                "ELSE coalesce({pricing_public_on_demand_cost}, {line_item_unblended_cost}, 0) END",
+    "ListCost": f"CASE WHEN {LIT} = 'SavingsPlanNegation' THEN 0 ELSE coalesce({{pricing_public_on_demand_cost}}, {{line_item_unblended_cost}}, 0) END",
     "ContractedCost": f"CASE WHEN {LIT} IN ('SavingsPlanNegation') THEN 0 ELSE coalesce({{line_item_unblended_cost}}, 0) END",
     "BillingAccountId": "{bill_payer_account_id}",
     "BillingAccountName": "coalesce({bill_payer_account_name}, {bill_payer_account_id})",
