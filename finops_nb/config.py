@@ -62,6 +62,15 @@ KEYS = (
     Key("aws.region", "str", None, "AWS region of the bucket (empty: from the AWS config)"),
     Key("aws.endpoint_url", "url", None, "S3-compatible endpoint; AWS_ENDPOINT_URL is honoured too (empty: AWS S3)"),
     Key("aws.profile", "str", None, "named AWS profile from ~/.aws/config (empty: default chain)"),
+    Key("azure.account_url", "str", None, "Blob Storage account URL (https://<account>.blob.core.windows.net), or file:///path for a local mirror of the container (empty: no Azure export)"),
+    Key("azure.container", "str", None, "container the Cost Management export writes to"),
+    Key("azure.prefix", "str", "", "directory (root folder path) given when the export was created (may be empty)"),
+    Key("azure.export_name", "str", None, "the export's name"),
+    Key("azure.dataset", "choice", None, "the export's dataset where the layout does not say it (exports without a manifest): ActualCost, AmortizedCost or FocusCost",
+        choices=("ActualCost", "AmortizedCost", "FocusCost")),
+    Key("azure.connection_string", "str", None, "storage connection string (else account_key, sas_token, or azure-identity's DefaultAzureCredential)", secret=True),
+    Key("azure.account_key", "str", None, "storage account key", secret=True),
+    Key("azure.sas_token", "str", None, "SAS token with read and list rights on the container", secret=True),
     Key("focus.enabled", "bool", True, "build the FOCUS table at every load, and export and load it in run-pipeline"),
     Key("focus.bigquery_table", "str", "focus", "BigQuery table of the FOCUS rows (in [database.bigquery] dataset_id)"),
     Key("focus.clickhouse_table", "str", "focus", "ClickHouse table of the FOCUS rows (in [database.clickhouse] database)"),
@@ -206,7 +215,7 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
         elif k.name in raw:
             v, src = check_value(k, raw[k.name], f"{file}: {_toml_name(k.name)}"), str(file)
             if k.kind == "path" and v is not None and not Path(v).expanduser().is_absolute(): v = str(base / v)
-            if k.name == "aws.bucket" and v and v.startswith("file://") and not v[7:].startswith("/"):
+            if k.name in ("aws.bucket", "azure.account_url") and v and v.startswith("file://") and not v[7:].startswith("/"):
                 v = "file://" + str(base / v[7:])  # a local mirror named relative to the config file
             if k.kind == "dsn" and v and v.startswith("chdb://") and not v[7:].startswith("/"):
                 v = "chdb://" + str(base / v[7:])  # an embedded ClickHouse folder named relative to the config file

@@ -155,7 +155,7 @@ def source_totals(con, # a DuckDB connection
     rows, totals, nulls = 0, {c: None for c in spec.cost_columns}, {}
     for s in srcs:
         by_col = {p.names[r]: (ref, t) for r, ref, t in s.columns}
-        sums = [f"sum({cast_expr(*by_col[c], CHECK_DECIMAL)})" if c in by_col else "NULL" for c in spec.cost_columns]
+        sums = [f"sum({spec.cast_expr(*by_col[c], spec.check_decimal, c)})" if c in by_col else "NULL" for c in spec.cost_columns]
         typed = [(p.names[r], null_spelling(ref, t)) for r, ref, t in s.columns if p.types[p.names[r]] != VARCHAR]
         typed = [(c, e) for c, e in typed if e != "0"]
         n, *vals = con.execute(f"SELECT count(*), {', '.join(sums + [f'sum({e})' for _, e in typed])} FROM {s.relation}").fetchall()[0]
@@ -206,20 +206,21 @@ def duckdb_message(err, # a `duckdb.Error`
     return " ".join(keep)[:500]
 
 # %% ../nbs/21_localdb.ipynb #a20ba57e
-def _explain(con, srcs, p: Plan, err) -> str:
+def _explain(con, srcs, p: Plan, err, spec=None) -> str:
     "Name the column, value and file behind a failed cast (a diagnostic pass, after the rollback)."
     import duckdb
-    try: return _find_bad_value(con, srcs, p) or duckdb_message(err)
+    try: return _find_bad_value(con, srcs, p, spec) or duckdb_message(err)
     except duckdb.Error: return duckdb_message(err)
 
 # %% ../nbs/21_localdb.ipynb #763d57b8
-def _find_bad_value(con, srcs, p: Plan):
+def _find_bad_value(con, srcs, p: Plan, spec=None):
+    cast = spec.cast_expr if spec is not None else (lambda ref, t, dest, column=None: cast_expr(ref, t, dest))
     for s in srcs:
         for r, ref, t in s.columns:
             dest = p.types[p.names[r]]
             if dest == VARCHAR: continue
             bad = con.execute(f"SELECT {ref} FROM {s.relation} WHERE {ref} IS NOT NULL AND CAST({ref} AS VARCHAR) NOT IN ({_NULLS}) "
-                              f"AND TRY({cast_expr(ref, t, dest)}) IS NULL LIMIT 1").fetchall()
+                              f"AND TRY({cast(ref, t, dest, p.names[r])}) IS NULL LIMIT 1").fetchall()
             if bad:
                 return f"column {r!r}: value {str(bad[0][0])[:80]!r} is not a valid {dest} (in {', '.join(f.name for f in s.files)})"
 
@@ -270,7 +271,7 @@ def load_delivery(con, # an open connection (not in a transaction)
                 con.execute(f"DELETE FROM {table} WHERE export_id = ? AND billing_period = ?", [ex.id, d.period])
                 for s in srcs:
                     cols = [p.names[r] for r, _, _ in s.columns]
-                    exprs = [cast_expr(ref, t, p.types[p.names[r]]) for r, ref, t in s.columns]
+                    exprs = [spec.cast_expr(ref, t, p.types[p.names[r]], p.names[r]) for r, ref, t in s.columns]
                     con.execute(f"INSERT INTO {table} ({', '.join(META)}, {', '.join(q(c) for c in cols)}) "
                                 f"SELECT {lit(ex.id)}, {lit(d.period)}, {lit(d.delivery_id)}, {', '.join(exprs)} FROM {s.relation}")
                 src_rows, src_tot, nulls = source_totals(con, spec, srcs, p)
@@ -295,7 +296,7 @@ def load_delivery(con, # an open connection (not in a transaction)
                 if isinstance(e, Exception) and (problem := gzip_check.result()):  # a damaged file explains any other error
                     raise InputError(f"{d.period} {d.delivery_id}: load refused, previous data kept: {problem}") from None
                 if isinstance(e, duckdb.Error):
-                    why = _explain(con, srcs, p, e) if p else duckdb_message(e)
+                    why = _explain(con, srcs, p, e, spec) if p else duckdb_message(e)
                     raise InputError(f"{d.period} {d.delivery_id}: load failed, previous data kept: {why}") from None
                 raise
     finally:

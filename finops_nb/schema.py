@@ -93,7 +93,12 @@ class TableSpec:
     partition_column: str    # BigQuery MONTH partitions on it
     cluster_columns: tuple   # BigQuery clustering
     keys: tuple = META       # the columns naming a row's export, billing period and delivery
+    cast: object = None      # (source reference, source type, stored type, column) -> SQL, or None for `cast_expr`'s
+    check_decimal: str = CHECK_DECIMAL  # the scale the reconciliation sums the source's text at
     def name_columns(self, raw_names) -> tuple: return name_columns(raw_names, self.normalise)
+    def cast_expr(self, src, src_type, dest_type, column=None) -> str:
+        "SQL turning a source column into `dest_type`: the provider's own rule where it has one (dates as `MM/DD/YYYY`…), else `cast_expr`."
+        return (self.cast and self.cast(src, src_type, dest_type, column)) or cast_expr(src, src_type, dest_type)
 
 # %% ../nbs/06_schema.ipynb #0c6ff917
 def table_spec(export, # an `Export`, or a provider's name ("aws"): its default kind

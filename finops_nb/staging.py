@@ -31,7 +31,11 @@ def staged_paths(delivery: Delivery, # a delivery from the source (files are key
     return out
 
 # %% ../nbs/20_staging.ipynb #f3a6e975
-def _fetch(store, key, dest: Path, size, etag, on_bytes):
+def _md5(o) -> str:
+    "The MD5 (hex) a stored object states: its own (Azure's Content-MD5) or its ETag's (S3's single-part uploads); '' when none."
+    return getattr(o, "md5", "") or plain_md5(o.etag)
+
+def _fetch(store, key, dest: Path, size, md5, on_bytes):
     "Download one object to `dest` via a temporary file; returns bytes written."
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -40,7 +44,6 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
         got = tmp.stat().st_size
         if size is not None and got != size:
             raise InputError(f"{store.name}/{key}: downloaded {got} bytes, the bucket lists {size}")
-        md5 = plain_md5(etag)
         if md5 and (problem := check_file(tmp, md5, gzip=False)): raise InputError(f"{store.name}/{key}: {problem}")
         os.replace(tmp, dest)
         return got
@@ -48,10 +51,9 @@ def _fetch(store, key, dest: Path, size, etag, on_bytes):
         tmp.unlink(missing_ok=True)
 
 # %% ../nbs/20_staging.ipynb #8fbac38d
-def _is_done(dest: Path, size, etag) -> bool:
-    "Is `dest` already the right file (size, and MD5 where the ETag is one)?"
+def _is_done(dest: Path, size, md5) -> bool:
+    "Is `dest` already the right file (size, and MD5 where the store states one)?"
     if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
-    md5 = plain_md5(etag)
     return not (md5 and check_file(dest, md5, gzip=False))
 
 # %% ../nbs/20_staging.ipynb #8c1350f1
@@ -74,7 +76,7 @@ def _previous_of(m: dict, export: Export) -> bool:
     "Is a marker of the previous version (no export id) a delivery of `export`: its source, a manifest under its folder, its CUR version?"
     prefix = "/".join(p for p in (export.prefix.strip("/"), export.name) if p) + "/"
     return ("execution_id" in m and m.get("source") == export.source and str(m.get("manifest_key", "")).startswith(prefix)
-            and m.get("cur_version") == {"cur1": "v1", "cur2": "v2"}.get(export.kind))
+            and export.kind in ("cur1", "cur2") and m.get("cur_version") == {"cur1": "v1", "cur2": "v2"}[export.kind])
 
 # %% ../nbs/20_staging.ipynb #930da438
 def _read_marker(path: Path, export: Export):
@@ -120,14 +122,14 @@ def _stage(self: Staging, d: Delivery):
     folder = self.folder(d.export) / d.period / d.delivery_id
     objs = {k: d.listed.get(k) or self.store.head(k) for k in d.files}  # head raises, naming a key that is not there
     paths = staged_paths(d, folder)
-    todo = [k for k in d.files if not _is_done(paths[k], objs[k].size, objs[k].etag)]
+    todo = [k for k in d.files if not _is_done(paths[k], objs[k].size, _md5(objs[k]))]
     bar = tqdm(total=sum(objs[k].size for k in todo), unit="B", unit_scale=True, unit_divisor=1024,
                desc=f"{d.period} {d.delivery_id[:12]}", disable=(not self.progress) if self.progress is not None else None, leave=False)
     lock, done = threading.Lock(), [0]
     def on_bytes(n):
         with lock: bar.update(n)
     def fetch(k):
-        got = _fetch(self.store, k, paths[k], objs[k].size, objs[k].etag, on_bytes)
+        got = _fetch(self.store, k, paths[k], objs[k].size, _md5(objs[k]), on_bytes)
         with lock:
             done[0] += 1
             bar.set_postfix(files=f"{done[0]}/{len(todo)}")
