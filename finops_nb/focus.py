@@ -95,6 +95,9 @@ def mapping(export, # an `Export`
     if export.provider == "aws":
         from finops_nb.aws.focus import mapping as aws
         return aws(export)
+    if export.provider == "azure":
+        from finops_nb.azure.focus import mapping as azure
+        return azure(export)
     raise InputError(f"{export.id}: no FOCUS mapping for provider {export.provider!r}")
 
 # %% ../nbs/12_focus.ipynb #d92866d6

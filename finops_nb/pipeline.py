@@ -21,10 +21,16 @@ STEPS = ("extract", "load_local", "export_parquet", "load_remote", "focus_parque
 def config_sources(cfg, # a `Config`
                    store=None, # the store exports are read from (default: the one each export's settings name)
                   ) -> list:
-    "The export sources a config names (a `ConfigError` when it names none)."
-    from finops_nb.aws.manifests import AwsSource
-    if not cfg.get("aws.bucket"): raise ConfigError("no export configured: set [aws] bucket (config.toml, FINOPS__AWS__BUCKET or --bucket)")
-    return [AwsSource(cfg, store)]
+    "The export sources a config names: its `[aws]` export, its `[azure]` export (a `ConfigError` when it names none)."
+    out = []
+    if cfg.get("aws.bucket"):
+        from finops_nb.aws.manifests import AwsSource
+        out.append(AwsSource(cfg, store))
+    if cfg.get("azure.account_url"):
+        from finops_nb.azure.exports import AzureSource
+        out.append(AzureSource(cfg, store))
+    if not out: raise ConfigError("no export configured: set [aws] bucket or [azure] account_url (config.toml, FINOPS__AWS__BUCKET, --bucket …)")
+    return out
 
 # %% ../nbs/50_pipeline.ipynb #b60ad27a
 def config_exports(cfg, # a `Config`

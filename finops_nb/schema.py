@@ -105,7 +105,7 @@ def table_spec(export, # an `Export`, or a provider's name ("aws"): its default 
               ) -> TableSpec:
     "The `TableSpec` an export's rows are stored by, from its provider's subpackage (`finops_nb.aws.schema.CUR`, …)."
     provider, kind = (export, None) if isinstance(export, str) else (export.provider, export.kind)
-    specs = {"aws": ("finops_nb.aws.schema", "spec")}
+    specs = {"aws": ("finops_nb.aws.schema", "spec"), "azure": ("finops_nb.azure.schema", "spec")}
     if provider not in specs: raise InputError(f"provider {provider!r} is not supported; use one of {', '.join(specs)}")
     mod, name = specs[provider]
     return getattr(importlib.import_module(mod), name)(kind)

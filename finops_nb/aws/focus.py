@@ -268,7 +268,7 @@ class FocusExportMapping(Mapping):
     def select(self, have):
         def col(c): return f"s.{q(c)}" if c in have else f"CAST(NULL AS {TYPES[c]})"
         out = {c: col(c) for c in TYPES if c in have and not c.startswith("x_")}
-        out["ServiceProviderName"] = f"coalesce({col('ServiceProviderName')}, {col('PublisherName')}, {col('ProviderName')})"
+        out["ServiceProviderName"] = f"coalesce({col('ServiceProviderName')}, {col('ProviderName')})"  # 1.2 exports: the provider
         out["HostProviderName"] = f"coalesce({col('HostProviderName')}, {col('ProviderName')})"
         for c in ("x_ServiceCode", "x_Operation", "x_Discounts", "x_UsageType"):
             if c in have: out[c] = col(c)
