@@ -83,7 +83,7 @@ def ch_type(t, # a pyarrow DataType
 
 _KEY = ("export_id", "billing_period", "delivery_id")  # never NULL: the partition and the state
 TAGS = "Map(String, Nullable(String))"
-_MAPS = {"focus": ("Tags",), "aws_focus_data": ("Tags",)}  # FOCUS's Tags: the user's own keys, verbatim
+_MAPS = ("Tags",)  # FOCUS's Tags (`focus`, and a provider's own FOCUS export, `aws_focus_data`): the user's own keys, verbatim
 
 def _column(f, # a pyarrow Field of the file
             spec=None, # the `TableSpec` of its rows
@@ -92,7 +92,7 @@ def _column(f, # a pyarrow Field of the file
     "The column's DDL: the keys never NULL, FOCUS's Tags a Map, JSON (in the file's type, or as text in the `focus` files) JSON if the server has it."
     import pyarrow as pa
     if f.name in (spec.keys if spec else _KEY): typ = "String"
-    elif spec is not None and f.name in _MAPS.get(spec.table, ()): typ = TAGS
+    elif spec is not None and f.name in _MAPS and (spec.table == "focus" or spec.table.endswith("_focus_data")): typ = TAGS
     elif spec is not None and spec.table == "focus" and spec.column_type(f.name) == "JSON": typ = ch_type(pa.json_(), json)  # text in its files
     else: typ = ch_type(f.type, json)
     return f"`{f.name}` {typ}"

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LOG', 'connect', 'table_columns', 'database_lock', 'Source', 'sources', 'Plan', 'plan', 'source_totals',
            'table_totals', 'file_totals', 'duckdb_message', 'load_delivery', 'migrate', 'build_focus', 'DuckDB',
-           'FocusTable', 'load_billing_local']
+           'FocusTable', 'sync_focus', 'load_billing_local']
 
 # %% ../nbs/21_localdb.ipynb #7aaa238e
 import csv, gzip, json, shutil, tempfile, time, zipfile, zlib
@@ -484,6 +484,33 @@ class FocusTable(Destination):
                                "WHERE export_id = ? GROUP BY 1", [export.id]).fetchall()
         return {p: (n, dict(zip(RECONCILED, v))) for p, n, *v in self.db._read(read) or [] if in_window(p, start_date, end_date)}
 
+# %% ../nbs/21_localdb.ipynb #bd94f5b2
+@patch
+def focus_stale(self: DuckDB, export: Export) -> list:
+    "The loaded periods of `export` whose FOCUS rows are missing or were built from another delivery or mapping version."
+    from finops_nb.focus import stale
+    def read(con):
+        if "export_id" not in table_columns(con, LOG): return []
+        held = dict(con.execute(f"SELECT billing_period, arg_max(delivery_id, loaded_at) FROM {LOG} WHERE export_id = ? GROUP BY 1",
+                                [export.id]).fetchall())
+        return stale(con, export, held)
+    return self._read(read) or []
+
+def sync_focus(db: DuckDB, # the destination
+               exports, # the `Export`s of the run
+               results: list, # the load's results, to which the notes are added
+              ) -> list:
+    "Build the FOCUS rows a load left missing or stale (none when `[focus] enabled` is off); the results, with notes saying what was built."
+    if not db.cfg["focus.enabled"]: return results
+    for export in exports:
+        if not db.focus_stale(export): continue
+        with db.lock(export):
+            try: notes = build_focus(db._write(), export)
+            finally: db.close()
+        mine = [r for r in results if r.export_id == export.id]
+        if mine: mine[0].notes.extend(notes)
+    return results
+
 # %% ../nbs/21_localdb.ipynb #696ba035
 def load_billing_local(cfg, # a `Config`
                        start_date=None, end_date=None, # window; default the config's start_date/end_date
@@ -494,6 +521,8 @@ def load_billing_local(cfg, # a `Config`
     from finops_nb.staging import Staging
     from finops_nb.pipeline import config_exports
     start_date, end_date = cfg.window(start_date, end_date)
-    staged = [d for e in exports or config_exports(cfg) for d in Staging(cfg["staging_dir"]).deliveries(e, start_date, end_date)]
+    exports = exports or config_exports(cfg)
+    staged = [d for e in exports for d in Staging(cfg["staging_dir"]).deliveries(e, start_date, end_date)]
     from finops_nb.delivery import apply_all
-    return apply_all(DuckDB(cfg), staged, progress=progress)
+    db = DuckDB(cfg)
+    return sync_focus(db, exports, apply_all(db, staged, progress=progress))

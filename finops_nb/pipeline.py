@@ -163,8 +163,13 @@ def extract(self: Pipeline):
 # %% ../nbs/50_pipeline.ipynb #2c780dc2
 @patch
 def load_local(self: Pipeline):
-    "Load staged deliveries DuckDB does not hold."
-    return self._step("load_local", lambda e: self.dests["extract"][0].deliveries(e, self.start, self.end))
+    "Load staged deliveries DuckDB does not hold; then build the FOCUS rows that are missing or stale."
+    out = self._step("load_local", lambda e: self.dests["extract"][0].deliveries(e, self.start, self.end))
+    if out is not None:
+        from finops_nb.localdb import sync_focus
+        db = self.dests["load_local"][0]
+        self._guard("load_local", self.exports[0], lambda: sync_focus(db, self.exports, out), db.label)
+    return out
 
 # %% ../nbs/50_pipeline.ipynb #abfd1526
 @patch
@@ -271,7 +276,9 @@ class Reconciliation:
         "Do all copies of a dataset agree, for every export and period?"
         by = {}
         for e, p, d, n, t in self.rows: by.setdefault((e, p, self.dataset(d)), set()).add((n, self.compared(d, t)))
-        return all(len(v) == 1 for v in by.values())
+        sources = {(e, p) for e, p, d, _, _ in self.rows if d == "focus-source"}
+        built = {(e, p) for e, p, d, _, _ in self.rows if d == "focus"}
+        return all(len(v) == 1 for v in by.values()) and sources <= built  # a period whose FOCUS rows are missing does not reconcile
     def table(self, column=None, # the cost column to show (default: the first)
               dataset="billing", # "billing" (the exports' own rows) or "focus"
              ) -> tuple:

@@ -96,7 +96,7 @@ def reconciliation_table(rec, # a `Reconciliation`
     for k in sorted(by, reverse=True):
         vals = [by[k].get(d) for d in dests]
         present = [v[:2] for v in vals if v is not None]
-        ok = all(v == present[0] for v in present)
+        ok = all(v == present[0] for v in present) and ("focus-source" not in by[k] or "focus" in by[k])  # FOCUS rows missing: NO
         cells = [f"{v[0]} / {'' if v[2].get(column) is None else f'{v[2][column].normalize():f}'}" if v else "" for v in vals]
         out.append((*k, *cells, "yes" if ok else "NO"))
     return ("export", "period", *[f"{d} rows / {column}" for d in dests], "match"), out

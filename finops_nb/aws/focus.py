@@ -162,9 +162,9 @@ CUR_MAPPING = {  # FOCUS column: SQL over the CUR row (s), with {column} placeho
     "CommitmentDiscountId": f"CASE WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee') "
                             f"THEN {{savings_plan_savings_plan_a_r_n}} WHEN {LIT} IN ('DiscountedUsage', 'RIFee') OR ({LIT} = 'Fee') "
                             "THEN {reservation_reservation_a_r_n} END",
-    "CommitmentDiscountStatus": f"CASE WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Used' END",
+    "CommitmentDiscountStatus": f"CASE WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'DiscountedUsage') THEN 'Used' END",
     "PricingCategory": f"CASE WHEN {LIT} IN ('Tax', 'Credit', 'Refund') OR {LIT} IN {_in(DISCOUNTS)} THEN NULL "
-                       f"WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed' "
+                       f"WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'DiscountedUsage') THEN 'Committed' "
                        "WHEN {pricing_term} = 'Spot' OR {line_item_usage_type} LIKE '%SpotUsage%' THEN 'Dynamic' "
                        "WHEN {pricing_term} = 'OnDemand' THEN 'Standard' ELSE 'Other' END",
     "PricingQuantity": f"CASE WHEN {LIT} IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage') THEN {{line_item_usage_amount}} END",
@@ -246,7 +246,7 @@ def unused_rows(have: dict) -> list:
 # %% ../../nbs/13_aws_focus.ipynb #375dd875
 class CurMapping(Mapping):
     "CUR v1 and CUR 2.0 rows (`aws_billing_data`) as FOCUS rows."
-    version, source_table = "1", CUR.table
+    version, source_table = "2", CUR.table
     def select(self, have):
         out = {c: expand(sql, have) for c, sql in CUR_MAPPING.items()}
         out.update({c: sql.replace("{id}", f"({out['CommitmentDiscountId']})") for c, sql in COMMITMENT.items()})
