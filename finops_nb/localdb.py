@@ -91,6 +91,27 @@ def _unzip(path: Path, scratch: Path, i: int) -> Path:
     except (zlib.error, EOFError) as e: raise InputError(f"{path}: corrupt zip data ({e})") from None
     except OSError as e: raise InputError(f"{path}: cannot unpack into {scratch}: {e.strerror or e}") from None
 
+def _one_newline(path: Path, scratch: Path, i: int) -> Path:
+    "A plain CSV file whose lines end in CR LF and LF both (DuckDB's strict reader refuses that), copied into `scratch` with LF only; else the file itself."
+    crlf = lf = 0
+    last = b""
+    with open(path, "rb") as f:
+        while b := f.read(16 << 20):
+            crlf += b.count(b"\r\n") + (last == b"\r" and b[:1] == b"\n")
+            lf += b.count(b"\n")
+            last = b[-1:]
+    if not crlf or crlf == lf: return path
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{i:05d}-lf-{path.name}"
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        carry = b""
+        while b := src.read(16 << 20):
+            b = carry + b
+            carry = b[-1:] if b.endswith(b"\r") else b""
+            dst.write((b[:-1] if carry else b).replace(b"\r\n", b"\n"))
+        dst.write(carry)
+    return out
+
 def sources(delivery: Delivery, # a staged delivery (files are local paths)
             scratch: Path, # a folder for unpacked zip files
            ) -> list:
@@ -107,6 +128,7 @@ def sources(delivery: Delivery, # a staged delivery (files are local paths)
     if delivery.format == "csv.zip":
         scratch.mkdir(parents=True, exist_ok=True)
         paths = [_unzip(p, scratch, i) for i, p in enumerate(paths)]
+    if delivery.format in ("csv", "csv.zip"): paths = [_one_newline(p, scratch, i) for i, p in enumerate(paths)]
     groups = {}
     for p in paths: groups.setdefault(tuple(_csv_header(p)), []).append(p)
     out = []

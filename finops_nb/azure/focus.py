@@ -94,7 +94,7 @@ def cost_mapping(amortized: bool) -> dict:
         "PricingCategory": f"CASE WHEN {CT} = 'Tax' THEN NULL WHEN {COMMITTED} THEN 'Committed' WHEN {{pricing_model}} = 'Spot' THEN 'Dynamic' "
                            "WHEN {pricing_model} = 'OnDemand' OR {pricing_model} IS NULL THEN 'Standard' ELSE 'Other' END",
         "BillingAccountId": "coalesce({billing_account_id}, {billing_profile_id}, {subscription_id})",
-        "BillingAccountName": "coalesce({billing_account_name}, {billing_profile_name}, {billing_account_id}, {subscription_name})",
+        "BillingAccountName": "coalesce({billing_account_name}, {billing_profile_name}, {billing_account_id}, {subscription_name}, {subscription_id})",
         "BillingAccountType": "'Billing Account'",
         "SubAccountId": "{subscription_id}", "SubAccountName": "coalesce({subscription_name}, {subscription_id})",
         "SubAccountType": "CASE WHEN {subscription_id} IS NOT NULL THEN 'Subscription' END",
