@@ -284,6 +284,8 @@ def _azure_error(e, store, key=""):
     status = getattr(e, "status_code", None)
     code = getattr(e, "error_code", None)
     code = str(getattr(code, "value", code) or "")
+    if isinstance(e, ClientAuthenticationError) and status is None and not hasattr(store.client.credential, "get_token"):
+        return ConfigError(f"{where}: the request could not be signed ({_first_line(e)}); check {store.auth}")  # e.g. a key that is not base64
     if isinstance(e, ClientAuthenticationError) and status is None:  # the credential got no token
         return ConfigError(f"{where}: no Azure credentials: set [azure] connection_string, account_key or sas_token, or sign in "
                            f"for azure-identity's DefaultAzureCredential (az login, a managed identity, AZURE_CLIENT_ID...): {_first_line(e)}")
@@ -302,6 +304,11 @@ def _azure_error(e, store, key=""):
     if isinstance(e, HttpResponseError):
         return InputError(f"{where}: Azure Storage error {code or status}: {_first_line(e)}")
     return TransientError(f"{where}: {type(e).__name__}: {_first_line(e)}")
+
+def _discard(path):
+    "Remove a partly written file, if there is one."
+    try: Path(path).unlink(missing_ok=True)
+    except OSError: pass
 
 def _AZURE_ERRORS():
     from azure.core.exceptions import AzureError
@@ -352,10 +359,10 @@ class AzureStore:
                 self.client.download_blob(key, max_concurrency=AZURE_TRANSFER["max_concurrency"],
                                           progress_hook=hook if on_bytes else None).readinto(f)
         except _AZURE_ERRORS() as e:
-            Path(dest).unlink(missing_ok=True)
+            _discard(dest)
             raise _azure_error(e, self, key) from None
         except BaseException:
-            Path(dest).unlink(missing_ok=True)
+            _discard(dest)
             raise
 
 # %% ../nbs/05_storage.ipynb #e6b5a7c8

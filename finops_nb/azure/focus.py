@@ -71,7 +71,7 @@ def expand(sql: str, have: dict) -> str:
 CT = "{charge_type}"
 COMMITTED = "{pricing_model} IN ('Reservation', 'SavingsPlan')"
 UNUSED = f"{CT} IN ('UnusedReservation', 'UnusedSavingsPlan')"
-PURCHASE_OF_COMMITMENT = f"{CT} = 'Purchase' AND {COMMITTED}"
+PURCHASE_OF_COMMITMENT = f"{CT} IN ('Purchase', 'Refund') AND {COMMITTED}"  # a commitment's purchase, or its refund
 
 def cost_mapping(amortized: bool) -> dict:
     "FOCUS column: SQL over a cost-details row, for an actual (False) or amortised (True) export."
