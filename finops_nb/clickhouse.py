@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TAGS', 'ch_settings', 'ch_error', 'ch_client', 'ch_type', 'has_json', 'ch_table', 'create_ddl', 'load_period',
-           'pa_table', 'ClickHouse']
+           'pa_table', 'arrow_stream', 'ClickHouse']
 
 # %% ../nbs/45_clickhouse.ipynb #93cc8405
 import re, uuid
@@ -173,7 +173,7 @@ def load_period(client, # a clickhouse_connect client (`ch_client`)
     stg = f"{_q(cfg['database.clickhouse.database'])}.{_q(stg_name)}"
     made, duck = False, None
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # column chunks in 1 MiB reads, not whole row groups ahead
         schema = f.schema_arrow
         client.command(f"CREATE DATABASE IF NOT EXISTS {_q(cfg['database.clickhouse.database'])}{_on(cfg)}")
         types = _types(client, cfg, name)
@@ -188,7 +188,8 @@ def load_period(client, # a clickhouse_connect client (`ch_client`)
         made = True
         client.command(f"CREATE TABLE {stg}{_on(cfg)} AS {table}")
         for batch in f.iter_batches(batch_size=int(cfg.get("database.clickhouse.batch_rows", 65536))):
-            client.insert_arrow(stg_name, pa_table(batch, maps, duck), database=cfg["database.clickhouse.database"])
+            client.raw_insert(stg, schema.names, arrow_stream(pa_table(batch, maps, duck)), fmt="ArrowStream")
+            del batch  # one batch in memory at a time: the reader decodes the next one after this
         rows, tot = _sums(client, stg, where, spec, {x.name for x in schema})
         n_all = int(client.query(f"SELECT count() FROM {stg}").result_rows[0][0])
         if rows != d.rows or n_all != rows or any(not _same(tot.get(c), d.totals.get(c)) for c in d.totals if c in tot):
@@ -225,6 +226,17 @@ def pa_table(batch, # a pyarrow RecordBatch
     finally:
         con.unregister("finops_batch")
         if duck is None: con.close()
+
+# %% ../nbs/45_clickhouse.ipynb #6a0e3c1f
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the Arrow IPC stream's end
+
+def arrow_stream(table, # a pyarrow Table (`pa_table`)
+                 rows=8192, # rows per message
+                ):
+    "The Arrow IPC stream (ClickHouse's `ArrowStream`) of `table` as a generator of messages of `rows` rows: what `raw_insert` streams."
+    yield table.schema.serialize().to_pybytes()
+    for b in table.to_batches(max_chunksize=rows): yield b.serialize().to_pybytes()
+    yield _EOS
 
 # %% ../nbs/45_clickhouse.ipynb #e5ec396e
 class ClickHouse(Remote):

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FOCUS_VERSION', 'DECIMAL', 'COLUMNS', 'X_COLUMNS', 'TYPES', 'TABLE', 'LOG', 'RECONCILED', 'FOCUS',
-           'VALIDATOR_VERSION', 'KNOWN_WRONG', 'ensure_focus', 'Mapping', 'mapping', 'build', 'built', 'stale',
-           'Validation', 'validator_path', 'classify', 'validate', 'validate_files']
+           'VALIDATOR_VERSION', 'KNOWN_WRONG', 'ensure_focus', 'Mapping', 'PassThrough', 'case_map', 'mapping', 'build',
+           'built', 'stale', 'Validation', 'validator_path', 'classify', 'validate', 'validate_files']
 
 # %% ../nbs/12_focus.ipynb #a4930b9c
 import json, os, subprocess, time
@@ -87,6 +87,31 @@ class Mapping:
     def rows(self, have: dict) -> str:
         "SQL aggregate: how many FOCUS rows the source rows make (kept plus added)."
         return f"count(*) FILTER (WHERE {self.keep(have)}) + {self.added(have)}"
+
+# %% ../nbs/12_focus.ipynb #7d9df8c0
+class PassThrough(Mapping):
+    "A provider's FOCUS export as FOCUS rows: the columns as they are."
+    def __init__(self, source_table: str, # the provider's table of its FOCUS export, e.g. aws_focus_data
+                 version="1"):
+        self.source_table, self.version = source_table, version
+    def select(self, have):
+        def col(c): return f"s.{q(c)}" if c in have else f"CAST(NULL AS {TYPES[c]})"
+        out = {c: col(c) for c in TYPES if c in have and c not in ("x_ExportId", "x_BillingPeriod", "x_DeliveryId")}
+        out["ServiceProviderName"] = f"coalesce({col('ServiceProviderName')}, {col('ProviderName')})"  # 1.2 exports: the provider
+        out["HostProviderName"] = f"coalesce({col('HostProviderName')}, {col('ProviderName')})"
+        out["x_SourceLineType"] = "'FOCUS'"
+        return out
+    def source_totals(self, have):
+        return {c: f"coalesce(sum(s.{q(c)}), 0)" if c in have else "0" for c in ("BilledCost", "EffectiveCost")}
+
+# %% ../nbs/12_focus.ipynb #c20a77ab
+def case_map(col: str, # SQL of the value looked up
+             table: dict, # {value: result}
+             default=None, # the result for any other value (None: NULL)
+            ) -> str:
+    "SQL `CASE` looking `col` up in `table`."
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in table.items())
+    return f"CASE {col} {whens} ELSE {'NULL' if default is None else lit(default)} END"
 
 # %% ../nbs/12_focus.ipynb #ea5bd42f
 def mapping(export, # an `Export`

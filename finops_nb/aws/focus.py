@@ -4,12 +4,11 @@
 
 # %% auto #0
 __all__ = ['SERVICES', 'UNITS', 'REGIONS', 'LIT', 'UNIT', 'REGION_ID', 'DISCOUNTS', 'PURCHASES', 'CUR_MAPPING', 'COMMITMENT',
-           'UNUSED', 'expand', 'unit_expr', 'tags_expr', 'cur_source_totals', 'unused_rows', 'CurMapping',
-           'FocusExportMapping', 'mapping']
+           'UNUSED', 'expand', 'unit_expr', 'tags_expr', 'cur_source_totals', 'unused_rows', 'CurMapping', 'mapping']
 
 # %% ../../nbs/13_aws_focus.ipynb #71e19928
 import re
-from ..focus import FOCUS, TYPES, Mapping
+from ..focus import FOCUS, TYPES, Mapping, PassThrough, case_map
 from ..schema import DECIMAL, JSON, VARCHAR, lit, q
 from .schema import CUR, FOCUS_EXPORT
 
@@ -58,9 +57,7 @@ SERVICES = {  # product code: (ServiceCategory, ServiceSubcategory)
 }
 
 # %% ../../nbs/13_aws_focus.ipynb #735a4b21
-def _case(col, table, default):
-    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in table.items())
-    return f"CASE {col} {whens} ELSE {'NULL' if default is None else lit(default)} END"
+_case = case_map
 
 # %% ../../nbs/13_aws_focus.ipynb #a49c8c29
 _TEXT_ABSENT = object()
@@ -261,24 +258,8 @@ class CurMapping(Mapping):
     def source_totals(self, have): return cur_source_totals(have)
     def extra(self, have): return unused_rows(have)
 
-# %% ../../nbs/13_aws_focus.ipynb #ff6c1b81
-class FocusExportMapping(Mapping):
-    "AWS's FOCUS export (`aws_focus_data`) as FOCUS rows: the columns as they are."
-    version, source_table = "1", FOCUS_EXPORT.table
-    def select(self, have):
-        def col(c): return f"s.{q(c)}" if c in have else f"CAST(NULL AS {TYPES[c]})"
-        out = {c: col(c) for c in TYPES if c in have and not c.startswith("x_")}
-        out["ServiceProviderName"] = f"coalesce({col('ServiceProviderName')}, {col('ProviderName')})"  # 1.2 exports: the provider
-        out["HostProviderName"] = f"coalesce({col('HostProviderName')}, {col('ProviderName')})"
-        for c in ("x_ServiceCode", "x_Operation", "x_Discounts", "x_UsageType"):
-            if c in have: out[c] = col(c)
-        out["x_SourceLineType"] = "'FOCUS'"
-        return out
-    def source_totals(self, have):
-        return {c: f"coalesce(sum(s.{q(c)}), 0)" if c in have else "0" for c in ("BilledCost", "EffectiveCost")}
-
 # %% ../../nbs/13_aws_focus.ipynb #df24fa46
 def mapping(export, # an AWS `Export`
            ) -> Mapping:
     "The `Mapping` of an AWS export by its kind."
-    return FocusExportMapping() if export.kind == "focus" else CurMapping()
+    return PassThrough(FOCUS_EXPORT.table) if export.kind == "focus" else CurMapping()
