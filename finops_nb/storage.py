@@ -66,7 +66,7 @@ def check_file(path, # a downloaded or staged file
                 for i in range(0, n if gz else 0, _PIECE): gz = _inflate(gz, b[i:i + _PIECE])
         if gz and not gz.eof: return "empty file (0 bytes): not gzip data" if not size else "gzip data ends early (truncated file)"
     except (zlib.error, isal_zlib.error) as e: return f"corrupt gzip data ({e})"
-    if h and h.hexdigest() != md5: return "MD5 differs from the ETag"
+    if h and h.hexdigest() != md5: return "MD5 differs from the one the store states"
     return ""
 
 # %% ../nbs/05_storage.ipynb #0f9ed0eb

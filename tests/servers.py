@@ -3,6 +3,8 @@
 - S3: ``moto_server`` from the test venv (``moto[server]``).
 - BigQuery: ``local-bigquery`` 0.4.0 from its own Python 3.13 venv, built once and cached by
   ``scripts/setup-test-servers.sh`` (see that script for why duckdb is pinned to 1.5.5).
+- Azure Blob Storage: Azurite 3.35.0 (npm), installed once into the same cache by that script,
+  run with Node as ``azurite-blob`` (telemetry off, API version check off).
 
 Plain helpers, no pytest needed::
 
@@ -13,8 +15,9 @@ Plain helpers, no pytest needed::
         srv.stop()
 
 Nothing here may contact a non-loopback address: every server binds to 127.0.0.1, and
-``OFFLINE_ENV`` holds dummy AWS credentials and settings that stop google-auth and botocore
-from probing cloud metadata services (``apply_offline_env()`` sets them in ``os.environ``).
+``OFFLINE_ENV`` holds dummy AWS credentials and settings that stop google-auth, botocore and
+azure-identity from probing cloud metadata services (``apply_offline_env()`` sets them in
+``os.environ``); Azurite is started with ``--disableTelemetry``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ OFFLINE_ENV: dict[str, str] = {
     "GCE_METADATA_ROOT": _DEAD_LOOPBACK,
     "GCE_METADATA_IP": _DEAD_LOOPBACK,
     "GOOGLE_CLOUD_PROJECT": BQ_PROJECT,
+    # Azure: should a DefaultAzureCredential still ask the instance metadata service for a
+    # token, it asks a dead loopback port (azure-identity and msal read this variable).
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"http://{_DEAD_LOOPBACK}",
 }
 # Variables that would point clients at real accounts or endpoints.
 _UNSET_ENV = (
@@ -73,7 +79,25 @@ _UNSET_ENV = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "BIGQUERY_EMULATOR_HOST",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
 )
+# Azurite reads its accounts and a database URL from these: the tests use the default account.
+_AZURITE_SETTINGS_ENV = ("AZURITE_ACCOUNTS", "AZURITE_DB", "NODE_OPTIONS")
 # local-bigquery reads its settings (pydantic-settings, case-insensitive) from these names.
 _LOCALBQ_SETTINGS_ENV = (
     "BIGQUERY_PORT", "BIGQUERY_HOST", "GRPC_PORT", "DATA_DIR", "DEFAULT_PROJECT_ID",
@@ -197,7 +221,7 @@ class LocalServer:
 
     def wait_ready(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = self.url + path
+        url = f"http://{LOOPBACK}:{self.port}{path}"
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -234,9 +258,10 @@ class BigQueryServer(LocalServer):
         return self.extra["grpc_address"]
 
 
-def _launch(cls, name, make_cmd, ready_path, timeout, env, attempts=3, **fields):
+def _launch(cls, name, make_cmd, ready_path, timeout, env, attempts=3, url_path="", **fields):
     """Start ``make_cmd(port, workdir)`` on a free port; retry on a fresh port if the process
-    dies at once (e.g. the port was taken in between); wait until it answers HTTP."""
+    dies at once (e.g. the port was taken in between); wait until it answers HTTP.
+    The server's ``url`` is ``http://127.0.0.1:PORT`` + ``url_path``."""
     last_error: Exception | None = None
     for _ in range(attempts):
         port = free_port()
@@ -254,7 +279,7 @@ def _launch(cls, name, make_cmd, ready_path, timeout, env, attempts=3, **fields)
                 start_new_session=True,  # a Ctrl-C in the terminal is handled by the tests
                 preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
             )
-        server = cls(name=name, url=f"http://{LOOPBACK}:{port}", port=port, process=proc,
+        server = cls(name=name, url=f"http://{LOOPBACK}:{port}{url_path}", port=port, process=proc,
                      log_path=log_path, workdir=workdir, extra=extra, **fields)
         _running.add(server)
         try:
@@ -347,15 +372,14 @@ def _clean_python_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def ensure_bigquery_env(timeout: float = 1800.0) -> Path:
-    """Build the emulator's venv and HOME if needed (``scripts/setup-test-servers.sh``).
-
-    The script is the single source of truth for the pinned versions; when its stamp matches
-    it returns in milliseconds, so it is simply run every time. Returns the cache dir."""
+def _run_setup(part: str, timeout: float) -> Path:
+    """``scripts/setup-test-servers.sh PART``: the single source of truth for the pinned
+    versions; when the part's stamp matches it returns in milliseconds, so it is simply run
+    every time. Returns the cache dir."""
     env = _clean_python_env(offline_env())
     env["FINOPS_TEST_SERVERS_DIR"] = str(servers_cache_dir())
     proc = subprocess.run(
-        ["bash", str(SETUP_SCRIPT)], env=env, stdin=subprocess.DEVNULL,
+        ["bash", str(SETUP_SCRIPT), part], env=env, stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
@@ -364,6 +388,11 @@ def ensure_bigquery_env(timeout: float = 1800.0) -> Path:
             f"{proc.stderr[-4000:]}{proc.stdout[-2000:]}"
         )
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def ensure_bigquery_env(timeout: float = 1800.0) -> Path:
+    """Build the emulator's venv and HOME if needed. Returns the cache dir."""
+    return _run_setup("bigquery", timeout)
 
 
 def start_bigquery_server(timeout: float = 60.0, project: str = BQ_PROJECT) -> BigQueryServer:
@@ -385,3 +414,51 @@ def start_bigquery_server(timeout: float = 60.0, project: str = BQ_PROJECT) -> B
 
     return _launch(BigQueryServer, "BigQuery", make_cmd,
                    f"/bigquery/v2/projects/{project}/datasets", timeout, env, project=project)
+
+
+# ---- Azure Blob Storage (Azurite) ------------------------------------------------------------
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development account key (documented by Microsoft; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclasses.dataclass(eq=False)
+class AzuriteServer(LocalServer):
+    """``url`` is the blob endpoint ``http://127.0.0.1:PORT/devstoreaccount1``."""
+
+    account: str = AZURITE_ACCOUNT
+    account_key: str = AZURITE_KEY
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={self.account};"
+                f"AccountKey={self.account_key};BlobEndpoint={self.url};")
+
+
+def ensure_azurite(timeout: float = 900.0) -> Path:
+    """Install Azurite into the cache if needed. Returns its ``azurite-blob`` executable."""
+    return _run_setup("azurite", timeout) / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+def start_azurite(timeout: float = 30.0) -> AzuriteServer:
+    """Azurite's blob service on a free port with a fresh data folder, ready to use.
+
+    ``--disableTelemetry``: else Azurite sends usage data to an internet endpoint.
+    ``--skipApiVersionCheck``: else a current azure-storage-blob is refused (its API version is
+    newer than Azurite's). ``--loose``: ignore headers Azurite does not know."""
+    exe = ensure_azurite()
+    env = offline_env()
+    for name in _AZURITE_SETTINGS_ENV:
+        env.pop(name, None)
+
+    def make_cmd(port, workdir):
+        (workdir / "data").mkdir()
+        cmd = [str(exe), "--blobHost", LOOPBACK, "--blobPort", str(port),
+               "--location", str(workdir / "data"), "--skipApiVersionCheck", "--silent",
+               "--loose", "--disableTelemetry"]
+        return cmd, {}
+
+    # Azurite answers 400/403 to an unsigned listing: any answer means it is up.
+    return _launch(AzuriteServer, "Azurite", make_cmd, f"/{AZURITE_ACCOUNT}?comp=list", timeout,
+                   env, url_path=f"/{AZURITE_ACCOUNT}")
