@@ -173,7 +173,7 @@ def load_period(client, # a clickhouse_connect client (`ch_client`)
     stg = f"{_q(cfg['database.clickhouse.database'])}.{_q(stg_name)}"
     made, duck = False, None
     try:
-        f = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # column chunks in 1 MiB reads, not whole row groups ahead
+        f = pq.ParquetFile(path, pre_buffer=False)  # pre-buffered column chunks pile up over iter_batches: memory grew with the month
         schema = f.schema_arrow
         client.command(f"CREATE DATABASE IF NOT EXISTS {_q(cfg['database.clickhouse.database'])}{_on(cfg)}")
         types = _types(client, cfg, name)
@@ -213,7 +213,7 @@ def pa_table(batch, # a pyarrow RecordBatch
              maps=(), # columns of JSON text that go into `Map` columns
              duck=None, # a DuckDB connection to parse them with (default: a new one)
             ):
-    "An Arrow table of one record batch (what `insert_arrow` takes), the JSON text of `maps` parsed into Arrow maps."
+    "An Arrow table of one record batch (what `arrow_stream` sends), the JSON text of `maps` parsed into Arrow maps."
     import pyarrow as pa
     if not maps: return pa.Table.from_batches([batch])
     import duckdb

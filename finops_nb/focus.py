@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from decimal import Decimal
 from .core import ConfigError, InputError
-from .schema import JSON, TIMESTAMP, VARCHAR, TableSpec, lit, q
+from .schema import _NULLS, JSON, TIMESTAMP, VARCHAR, TableSpec, lit, q
 
 # %% ../nbs/12_focus.ipynb #2517df87
 FOCUS_VERSION = "1.2"
@@ -95,8 +95,15 @@ class PassThrough(Mapping):
                  version="1"):
         self.source_table, self.version = source_table, version
     def select(self, have):
-        def col(c): return f"s.{q(c)}" if c in have else f"CAST(NULL AS {TYPES[c]})"
+        def col(c):
+            if c not in have: return f"CAST(NULL AS {TYPES[c]})"
+            if have[c] == VARCHAR: return f"CASE WHEN trim(s.{q(c)}) IN ({_NULLS}) THEN NULL ELSE s.{q(c)} END"  # 'NULL' written as text
+            return f"s.{q(c)}"
         out = {c: col(c) for c in TYPES if c in have and c not in ("x_ExportId", "x_BillingPeriod", "x_DeliveryId")}
+        same = f"({col('PricingCurrency')} IS NULL OR {col('PricingCurrency')} = {col('BillingCurrency')})"
+        for c, src in (("PricingCurrencyEffectiveCost", "EffectiveCost"), ("PricingCurrencyListUnitPrice", "ListUnitPrice"),
+                       ("PricingCurrencyContractedUnitPrice", "ContractedUnitPrice")):
+            if c not in have and src in have: out[c] = f"CASE WHEN {same} THEN {col(src)} END"  # a 1.0 export has no pricing-currency columns
         out["ServiceProviderName"] = f"coalesce({col('ServiceProviderName')}, {col('ProviderName')})"  # 1.2 exports: the provider
         out["HostProviderName"] = f"coalesce({col('HostProviderName')}, {col('ProviderName')})"
         out["x_SourceLineType"] = "'FOCUS'"

@@ -9,10 +9,11 @@ __all__ = ['LOG', 'connect', 'table_columns', 'database_lock', 'Source', 'source
 
 # %% ../nbs/21_localdb.ipynb #7aaa238e
 import csv, gzip, json, shutil, tempfile, time, zipfile, zlib
+from isal import igzip
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from fastcore.basics import patch
 from .core import InputError, TransientError, exclusive, in_window
@@ -92,18 +93,19 @@ def _unzip(path: Path, scratch: Path, i: int) -> Path:
     except OSError as e: raise InputError(f"{path}: cannot unpack into {scratch}: {e.strerror or e}") from None
 
 def _one_newline(path: Path, scratch: Path, i: int) -> Path:
-    "A plain CSV file whose lines end in CR LF and LF both (DuckDB's strict reader refuses that), copied into `scratch` with LF only; else the file itself."
+    "A CSV file whose lines end in CR LF and LF both (DuckDB's strict reader refuses that), copied into `scratch` with LF only (inflated, if gzip); else the file itself."
     crlf = lf = 0
     last = b""
-    with open(path, "rb") as f:
+    opener = (lambda p: igzip.open(p, "rb")) if path.name.lower().endswith(".gz") else (lambda p: open(p, "rb"))
+    with opener(path) as f:
         while b := f.read(16 << 20):
             crlf += b.count(b"\r\n") + (last == b"\r" and b[:1] == b"\n")
             lf += b.count(b"\n")
             last = b[-1:]
     if not crlf or crlf == lf: return path
     scratch.mkdir(parents=True, exist_ok=True)
-    out = scratch / f"{i:05d}-lf-{path.name}"
-    with open(path, "rb") as src, open(out, "wb") as dst:
+    out = scratch / f"{i:05d}-lf-{path.name.removesuffix('.gz').removesuffix('.GZ')}"
+    with opener(path) as src, open(out, "wb") as dst:
         carry = b""
         while b := src.read(16 << 20):
             b = carry + b
@@ -128,7 +130,8 @@ def sources(delivery: Delivery, # a staged delivery (files are local paths)
     if delivery.format == "csv.zip":
         scratch.mkdir(parents=True, exist_ok=True)
         paths = [_unzip(p, scratch, i) for i, p in enumerate(paths)]
-    if delivery.format in ("csv", "csv.zip"): paths = [_one_newline(p, scratch, i) for i, p in enumerate(paths)]
+    if delivery.format in ("csv", "csv.zip") or (delivery.format == "csv.gz" and table_spec(delivery.export).mixed_newlines):
+        paths = [_one_newline(p, scratch, i) for i, p in enumerate(paths)]
     groups = {}
     for p in paths: groups.setdefault(tuple(_csv_header(p)), []).append(p)
     out = []
@@ -168,6 +171,8 @@ def plan(spec, # the provider's `TableSpec`
     return Plan(names, types, new, renamed)
 
 # %% ../nbs/21_localdb.ipynb #f9cef404
+_EXACT = Context(prec=100)  # wider than any DECIMAL(38, s): adding never rounds
+
 def source_totals(con, # a DuckDB connection
                   spec, # the provider's `TableSpec`
                   srcs, # the delivery's `Source`s
@@ -183,7 +188,7 @@ def source_totals(con, # a DuckDB connection
         n, *vals = con.execute(f"SELECT count(*), {', '.join(sums + [f'sum({e})' for _, e in typed])} FROM {s.relation}").fetchall()[0]
         rows += n
         for c, v in zip(spec.cost_columns, vals):
-            if v is not None: totals[c] = (totals[c] or Decimal(0)) + v
+            if v is not None: totals[c] = _EXACT.add(totals[c] or Decimal(0), v)  # never Python's 28 digits
         for (c, _), v in zip(typed, vals[len(spec.cost_columns):]):
             if v: nulls[c] = nulls.get(c, 0) + int(v)
     return rows, totals, nulls
@@ -298,6 +303,10 @@ def load_delivery(con, # an open connection (not in a transaction)
                                 f"SELECT {lit(ex.id)}, {lit(d.period)}, {lit(d.delivery_id)}, {', '.join(exprs)} FROM {s.relation}")
                 src_rows, src_tot, nulls = source_totals(con, spec, srcs, p)
                 rows, tot = table_totals(con, spec, table, "WHERE export_id = ? AND billing_period = ?", [ex.id, d.period])
+                declared = d.meta.get("declared_rows")
+                if declared is not None and declared != src_rows:
+                    raise InputError(f"{d.period} {d.delivery_id}: the manifest declares {declared} rows, the files hold {src_rows}; "
+                                     "a file is incomplete or not the one the manifest lists (ask for a re-delivery)")
                 if rows != src_rows or any(tot[c] != src_tot[c] for c in spec.cost_columns):
                     diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in spec.cost_columns if tot[c] != src_tot[c])
                     raise InputError(f"{d.period} {d.delivery_id}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))

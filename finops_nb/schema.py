@@ -95,6 +95,7 @@ class TableSpec:
     keys: tuple = META       # the columns naming a row's export, billing period and delivery
     cast: object = None      # (source reference, source type, stored type, column) -> SQL, or None for `cast_expr`'s
     check_decimal: str = CHECK_DECIMAL  # the scale the reconciliation sums the source's text at
+    mixed_newlines: bool = False  # gzip CSVs may mix CR LF and LF line ends (read from an LF copy); plain CSVs always are
     def name_columns(self, raw_names) -> tuple: return name_columns(raw_names, self.normalise)
     def cast_expr(self, src, src_type, dest_type, column=None) -> str:
         "SQL turning a source column into `dest_type`: the provider's own rule where it has one (dates as `MM/DD/YYYY`…), else `cast_expr`."

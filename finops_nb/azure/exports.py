@@ -7,7 +7,7 @@ __all__ = ['DATASETS', 'MANIFESTS', 'range_period', 'Run', 'parse_manifest', 'fi
            'open_container', 'AzureSource']
 
 # %% ../../nbs/14_azure_exports.ipynb #27c1033c
-import json, posixpath, re
+import base64, dataclasses, json, posixpath, re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,10 +95,19 @@ def parse_manifest(obj, # the manifest's `Obj`
     if not isinstance(run_id, str) or not _ID.fullmatch(run_id): bad(f"run id {run_id!r} is not usable as a folder name")
     stated = str(run.get("startDate") or "")[:7]
     if stated and re.fullmatch(r"\d{4}-\d{2}", stated) and stated != period: bad(f"runInfo.startDate {run['startDate']} disagrees with its folder ({period})")
+    for b, f in zip(blobs, files):
+        size = b.get("byteCount")
+        if isinstance(size, int) and f in listing and listing[f].size != size:
+            bad(f"{f}: the manifest lists {size} bytes, the container holds {listing[f].size} (a run still writing, or a file replaced)")
     rows = [b.get("dataRowCount") for b in blobs]
     declared = sum(rows) if all(isinstance(r, int) for r in rows) else None
+    listed = {k: listing[k] for k in files if k in listing}
+    for b, f in zip(blobs, files):  # a 2021 manifest states each part's MD5: staging checks each download against it
+        if f in listed and isinstance(b.get("contentMD5"), str) and b["contentMD5"]:
+            try: listed[f] = dataclasses.replace(listed[f], md5=base64.b64decode(b["contentMD5"], validate=True).hex())
+            except (ValueError, TypeError): bad(f"{f}: contentMD5 {b['contentMD5']!r} is not base64")
     return Run(obj.key, period, run_id, dataset, files, fmts.pop(), _time(run.get("submittedTime")) or obj.last_modified, "manifest",
-               declared, {k: listing[k] for k in files if k in listing}, data)
+               declared, listed, data)
 
 # %% ../../nbs/14_azure_exports.ipynb #0e74e6e7
 def _newest(runs):
@@ -117,8 +126,9 @@ def find_runs(objs, # a listing of the export's folder: `Obj`s
             rng = o.key[len(base):].split("/")[0]
             period = range_period(rng)
             if not period: problems.append((o.key, f"not in a date-range folder of one month ({rng!r})")); continue
-            try: runs.setdefault(period, []).append(parse_manifest(o, read(o.key), base, listing, period))
-            except InputError as e: problems.append((o.key, str(e).removeprefix(o.key + ": ")))
+            try: run = parse_manifest(o, read(o.key), base, listing, period)
+            except InputError as e: problems.append((o.key, str(e).removeprefix(o.key + ": "))); continue
+            runs.setdefault(period, []).append(run)
     else:
         for o in objs:
             parts = o.key[len(base):].split("/")

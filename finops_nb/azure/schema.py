@@ -71,7 +71,7 @@ def cast(src, # quoted source column reference
 
 # %% ../../nbs/15_azure_schema.ipynb #7c382beb
 AZURE = TableSpec("azure", "azure_billing_data", "azure_billing", normalise, column_type, COST_COLUMNS, "date",
-                  ("export_id", "date"), cast=cast, check_decimal=DECIMAL)
+                  ("export_id", "date"), cast=cast, check_decimal=DECIMAL, mixed_newlines=True)
 
 # %% ../../nbs/15_azure_schema.ipynb #3d033527
 X_DECIMAL = frozenset("""x_BilledCostInUsd x_BilledUnitPrice x_BillingExchangeRate x_ContractedCostInUsd x_EffectiveCostInUsd
@@ -92,7 +92,7 @@ def focus_column_type(name, hint="") -> str:
 
 AZURE_FOCUS = TableSpec("azure", "azure_focus_data", "azure_focus", focus_name, focus_column_type,
                         ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"), "BillingPeriodStart",
-                        ("export_id", "ChargePeriodStart"), cast=cast, check_decimal=DECIMAL)
+                        ("export_id", "ChargePeriodStart"), cast=cast, check_decimal=DECIMAL, mixed_newlines=True)
 
 def spec(kind=None, # an Azure export's kind: actual, amortized or focus
         ) -> TableSpec:
