@@ -7,9 +7,10 @@ snapshots of every destination, and the `finops` command run as a user runs it.
   N matching requests or for a time window, hold a request without forwarding it, or send only
   the first bytes of a response body and stall. Every request is logged (``proxy.log``).
 - ``Snapshot``: the state of staging (file tree with hashes, every export's folder), DuckDB (per
-  billing period: rows, delivery ids, exact cost sums, export ids; the load log), Parquet (per file
-  of every export's folder: hash, row count, finops metadata) and BigQuery (per billing period: rows,
-  delivery ids, exact sums, export ids; the dataset's tables).
+  billing period: rows, delivery ids, exact cost sums, export ids; the load log; the FOCUS rows per
+  export and period), Parquet (per file of every export's folder, FOCUS files included: hash, row
+  count, finops metadata) and BigQuery (per billing period: rows, delivery ids, exact sums, export
+  ids; the FOCUS table per export and period; the dataset's tables).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import pyarrow.parquet as pq
 
 FINOPS = str(Path(sys.executable).with_name("finops"))
 COSTS = ("line_item_unblended_cost", "line_item_net_unblended_cost", "line_item_blended_cost")
+FOCUS_COSTS = ("BilledCost", "EffectiveCost")  # the FOCUS totals reconciled to the source
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
         "transfer-encoding", "upgrade", "content-length"}
 
@@ -228,6 +230,11 @@ def duck_state(db_path) -> dict:
             cur = con.execute("SELECT * FROM finops_load_log ORDER BY loaded_at")
             names = [d[0] for d in cur.description]
             out["log"] = [{k: str(v) for k, v in zip(names, r)} for r in cur.fetchall()]
+        if "focus" in tables:
+            sums = ", ".join(f"CAST(sum({c}) AS VARCHAR)" for c in FOCUS_COSTS)
+            out["focus"] = {f"{e} {p}": (n, tuple(ids), tuple(s)) for e, p, n, ids, *s in con.execute(
+                f"SELECT x_ExportId, x_BillingPeriod, count(*), list(DISTINCT x_DeliveryId ORDER BY x_DeliveryId), {sums} "
+                "FROM focus GROUP BY 1, 2 ORDER BY 1, 2").fetchall()}
         return out
     finally:
         con.close()
@@ -249,13 +256,23 @@ def parquet_state(folder) -> dict:
     return out
 
 
-def bq_state(client, project, dataset, table="aws_billing_data") -> dict:
-    "Per billing period: (rows, delivery ids, exact sums as text, export ids); and the tables of the dataset."
+def bq_state(client, project, dataset, table="aws_billing_data", focus="focus") -> dict:
+    """Per billing period: (rows, delivery ids, exact sums as text, export ids); per export and period of the
+    FOCUS table `focus`: (rows, delivery ids, exact BilledCost and EffectiveCost as text); and the tables of the dataset."""
     from google.api_core import exceptions as gx
     tid = f"{project}.{dataset}.{table}"
-    out = {"periods": {}, "tables": []}
+    out = {"periods": {}, "focus": {}, "tables": []}
     try:
         out["tables"] = sorted(t.table_id for t in client.list_tables(f"{project}.{dataset}", timeout=30))
+    except gx.NotFound:
+        return out
+    if focus in out["tables"]:
+        sums = ", ".join(f"CAST(SUM({c}) AS STRING) AS {c}" for c in FOCUS_COSTS)
+        rows = client.query(f"SELECT x_ExportId AS e, x_BillingPeriod AS p, COUNT(*) AS n, "
+                            f"ARRAY_AGG(DISTINCT x_DeliveryId ORDER BY x_DeliveryId) AS ids, {sums} "
+                            f"FROM `{project}.{dataset}.{focus}` GROUP BY 1, 2 ORDER BY 1, 2", job_retry=None).result(timeout=60)
+        out["focus"] = {f"{r['e']} {r['p']}": (r["n"], tuple(r["ids"]), tuple(r[c] for c in FOCUS_COSTS)) for r in rows}
+    try:
         cols = {f.name for f in client.get_table(tid, timeout=30).schema}
     except gx.NotFound:
         return out

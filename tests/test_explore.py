@@ -242,7 +242,10 @@ def test_explore_notebook_runs(v1, tmp_path):
     text = "\n".join(o.get("data", {}).get("text/plain", "") for o in outs)
     assert "2023-11" in text and "1.6823086974" in text
     assert "tag:team" in text and "(untagged)" in text and "(other)" in text
-    assert sum("image/png" in o.get("data", {}) for o in outs) == 1
+    images = {c.source.strip(): sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+              for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"}
+    assert {k: n for k, n in images.items() if n} == {"plot_focus(cfg, \"service\", top=top, **window)": 1,  # across providers (FOCUS)
+                                                     "plot_spend(cfg, top=top, **window)": 1}, images  # the config's export
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
 
 

@@ -69,7 +69,8 @@ def test_three_exports_share_every_destination(tmp_path, bq_server):
     run = run_pipeline(cfgs["v1"], progress=False)
     assert [(r.step, r.period, r.action) for r in run.results if r.action != "up to date"] == [
         ("extract", "2023-11", "downloaded"), ("load_local", "2023-11", "replaced"),
-        ("export_parquet", "2023-11", "re-exported (stale: was a-nov-1)"), ("load_remote", "2023-11", "replaced")]
+        ("export_parquet", "2023-11", "re-exported (stale: was a-nov-1)"), ("load_remote", "2023-11", "replaced"),
+        ("focus_parquet", "2023-11", "re-exported (stale: was a-nov-1)"), ("focus_remote", "2023-11", "replaced")]
     want[(ids["v1"], "2023-11")] = ("a-nov-2", restated.row_count, restated.unblended_cost_sum)
     assert duck_by_export(cfgs["v1"]) == want and bq_by_export(cfgs["v1"]) == want
     assert {k: (tree(staging_of(c)), tree(parquet_of(c))) for k, c in cfgs.items() if k != "v1"} == before

@@ -99,7 +99,7 @@ def _cfg(root, export="demo-cur", prefix="cur", cur="v1", source=None, **kw):
 
 
 def _stage_load_export(*cfgs):
-    "Stage, load and export every period of each config's export; fail on any problem."
+    "Stage, load and export every period of each config's export (its Parquet and its FOCUS files); fail on any problem."
     for c in cfgs:
         res = extract_billing(c, progress=False)
         assert res and all(r.step == "extract" and not r.failed for r in res), [(r.step, r.period, r.error) for r in res]
@@ -109,6 +109,8 @@ def _stage_load_export(*cfgs):
         exported = export_parquet(c, progress=False)
         assert [r.period for r in exported] == [r.period for r in loaded], exported
         assert all(r.action == "exported" and r.error is None for r in exported), exported
+        focus = export_parquet(c, progress=False, focus=True)
+        assert [(r.period, r.action, r.error) for r in focus] == [(r.period, "exported", None) for r in loaded], focus
 
 
 def _reset(folder):
@@ -140,8 +142,8 @@ def mirror(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, mirror):
     """Good data everywhere: CUR v1 2023-11 (60 rows, 1 file) and 2023-12 (40 rows, 2 files), and a
-    CUR 2.0 export's 2024-01 (30 rows), staged, loaded into DuckDB and exported to Parquet; read from
-    the local mirror."""
+    CUR 2.0 export's 2024-01 (30 rows), staged, loaded into DuckDB (with their FOCUS rows) and exported
+    to Parquet (the FOCUS files too); read from the local mirror."""
     root = tmp_path_factory.mktemp("base")
     _build_demo_bucket(_reset(mirror))
     _stage_load_export(*(_cfg(root, *e, source=f"file://{mirror}") for e in DEMO_EXPORTS))
@@ -175,15 +177,16 @@ def bq_client(bq_server):
 
 
 def _base_dataset(root, source, bq_server):
-    "A base's three periods (of its two exports) loaded into one new BigQuery dataset (cloned per test, never written to)."
+    "A base's three periods (of its two exports) and their FOCUS rows loaded into one new BigQuery dataset (cloned per test, never written to)."
     from finops_nb.bigquery import load_billing_remote
     ds = "faults_base_" + uuid.uuid4().hex[:8]
     bq = {"database.bigquery.project_id": bq_server.project, "database.bigquery.api_endpoint": bq_server.url,
           "database.bigquery.dataset_id": ds}
     for e, periods in zip(DEMO_EXPORTS, (["2023-11", "2023-12"], ["2024-01"])):
         cfg = _cfg(root, *e, source=source, **bq)
-        res = load_billing_remote(cfg, progress=False)
-        assert [(r.export_id, r.period, r.action) for r in res] == [(aws_export(cfg).id, p, "loaded") for p in periods], res
+        for focus in (False, True):
+            res = load_billing_remote(cfg, progress=False, focus=focus)
+            assert [(r.export_id, r.period, r.action) for r in res] == [(aws_export(cfg).id, p, "loaded") for p in periods], res
     return ds
 
 
@@ -340,13 +343,16 @@ class World:
                 "bigquery": bq_state(self.client, self.project, self.dataset) if self.dataset else None}
 
     def clone_dataset(self, client, bq_server, source):
-        "A private BigQuery dataset holding a copy of the base dataset's table (partitioned and clustered alike)."
+        "A private BigQuery dataset holding a copy of the base dataset's tables, billing and FOCUS (partitioned and clustered alike)."
         self.client, self.project, self.bq_url = client, bq_server.project, bq_server.url
         self.dataset = "faults_" + uuid.uuid4().hex[:10]
         client.create_dataset(f"{self.project}.{self.dataset}", timeout=30)
         client.query(f"CREATE TABLE `{self.project}.{self.dataset}.aws_billing_data` "
                      "PARTITION BY TIMESTAMP_TRUNC(bill_billing_period_start_date, MONTH) CLUSTER BY export_id, line_item_usage_start_date "
                      f"AS SELECT * FROM `{self.project}.{source}.aws_billing_data`", job_retry=None).result(timeout=60)
+        client.query(f"CREATE TABLE `{self.project}.{self.dataset}.focus` "
+                     "PARTITION BY TIMESTAMP_TRUNC(BillingPeriodStart, MONTH) CLUSTER BY x_ExportId, ChargePeriodStart "
+                     f"AS SELECT * FROM `{self.project}.{source}.focus`", job_retry=None).result(timeout=60)
         return self
 
 
@@ -444,7 +450,7 @@ def totals(w, period, dests=("staging", "duckdb", "parquet", "bigquery")):
     "{destination: (rows, exact unblended total)} of one period of the world's export, from reconcile (staging read from the files)."
     rec = reconcile(w.cfg(), start_date=period, end_date=period)
     assert len({(e, p, d) for e, p, d, _, _ in rec.rows}) == len(rec.rows), rec.rows
-    got = {d: (n, t[UNBLENDED]) for e, p, d, n, t in rec.rows if (e, p) == (w.export_id, period)}
+    got = {d: (n, t[UNBLENDED]) for e, p, d, n, t in rec.rows if (e, p) == (w.export_id, period) and d in dests}
     return {d: got.get(d) for d in dests}
 
 
@@ -569,11 +575,18 @@ def test_header_only_period_loads_as_zero_rows(bq_world):
                                                                                      "line_item_blended_cost")}, kv
     assert kv == {"finops_export_id": w.export_id, "finops_billing_period": "2024-02", "finops_delivery_id": d.assembly_id,
                   "finops_rows": "0"}
-    assert {k: v for k, v in after["parquet"].items() if k != w.pq_key("2024-02")} == before["parquet"]
-    assert after["bigquery"]["periods"] == before["bigquery"]["periods"]
+    focus_key = f"{w.export_id}/2024-02_focus.parquet"  # its FOCUS rows: none, on record too
+    rows, kv = after["parquet"][focus_key][1:]
+    assert rows == 0 and json.loads(kv.pop("finops_totals")) == {c: None for c in ("BilledCost", "EffectiveCost", "ListCost",
+                                                                                     "ContractedCost")}, kv
+    assert kv == {"finops_export_id": w.export_id, "finops_billing_period": "2024-02", "finops_delivery_id": d.assembly_id,
+                  "finops_rows": "0"}
+    assert {k: v for k, v in after["parquet"].items() if k not in (w.pq_key("2024-02"), focus_key)} == before["parquet"]
+    assert after["duckdb"]["focus"] == before["duckdb"]["focus"]
+    assert after["bigquery"]["periods"] == before["bigquery"]["periods"] and after["bigquery"]["focus"] == before["bigquery"]["focus"]
     again = w.run("aws", "run-pipeline")  # on record: the next run has nothing to do, in any destination
     (line,) = [l for l in again.stdout.splitlines() if l.startswith("2024-02")]
-    assert again.returncode == 0 and line.count("up to date") == 4, again
+    assert again.returncode == 0 and line.count("up to date") == 6, again  # every step, the FOCUS ones too
 
 
 def test_one_mb_field_loads_exactly(bq_world):
@@ -944,13 +957,13 @@ def test_kill_during_bigquery_load(case, bq_world, bq_server):
     after = w.snap()
     assert after["bigquery"]["periods"] == before["bigquery"]["periods"]
     assert after["duckdb"]["periods"]["2023-12"][1] == ("dec-2",)  # the stages before BigQuery had finished
-    leftovers = [t for t in after["bigquery"]["tables"] if t != "aws_billing_data"]
+    leftovers = [t for t in after["bigquery"]["tables"] if t not in ("aws_billing_data", "focus")]
     r = w.run("aws", "run-pipeline")
     assert r.returncode == 0, r
     assert totals(w, "2023-12") == {dest: (1281, d.unblended_cost_sum) for dest in ("staging", "duckdb", "parquet", "bigquery")}
     final = w.snap()["bigquery"]
     assert final["periods"]["2023-11"] == before["bigquery"]["periods"]["2023-11"]
-    assert final["tables"] == ["aws_billing_data"]  # the re-run dropped what the killed run left: no staging table remains
+    assert final["tables"] == ["aws_billing_data", "focus"]  # the re-run dropped what the killed run left: no staging table remains
     assert case != "kill_bigquery_commit" or leftovers, "the kill before COMMIT should have left a staging table to clean"
 
 

@@ -196,8 +196,8 @@ def test_cli_load_and_nothing_new(tmp_path):
     assert r.returncode == 0, r.stderr
     title, head, _, row = r.stdout.splitlines()[:4]
     assert title.startswith(f"export {aws_export(config(tmp_path)).id}: ")
-    assert head.split()[-3:] == ["staging", "duckdb", "parquet"]
-    assert row.endswith("up to date  up to date  new"), r.stdout
+    assert head.split()[-4:] == ["staging", "duckdb", "parquet", "focus-parquet"]  # no remote configured
+    assert row.endswith("up to date  up to date  new      new"), r.stdout  # loaded (its FOCUS rows too), nothing exported yet
 
 
 def test_kill_mid_load_keeps_the_old_delivery(tmp_path):

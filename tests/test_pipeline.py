@@ -52,7 +52,8 @@ def test_cli_end_to_end_s3_to_bigquery_with_restatement(s3, s3_server, bq_server
     assert any(l.startswith("2023-12") and "dec-1" in l and "downloaded" in l and "loaded" in l and "exported" in l
                for l in lines), r.stdout
     rec = reconcile(cfg_from(env))
-    assert rec.ok and {d for _, _, d, _, _ in rec.rows} == {"staging", "duckdb", "parquet", "bigquery"}
+    assert rec.ok and {d for _, _, d, _, _ in rec.rows} == {"staging", "duckdb", "parquet", "bigquery",
+                                                            "focus-source", "focus", "focus-parquet", "focus-bigquery"}
     assert {e for e, *_ in rec.rows} == {export_id} and {p for _, p, *_ in rec.rows} == {"2023-11", "2023-12"}
     # November is restated with the full month; December is unchanged
     restated = cf.build_v1_csv(src, assembly_id="nov-2", files=2)
@@ -68,12 +69,20 @@ def test_cli_end_to_end_s3_to_bigquery_with_restatement(s3, s3_server, bq_server
                     "match")
     assert [r[:2] for r in wide] == [(export_id, "2023-12"), (export_id, "2023-11")] and all(r[-1] == "yes" for r in wide)
     assert f"1281 / {restated.unblended_cost_sum.normalize():f}" in wide[1]
-    got = {(p, d): (n, t["line_item_unblended_cost"]) for _, p, d, n, t in rec.rows}
+    got = {(p, d): (n, t["line_item_unblended_cost"]) for _, p, d, n, t in rec.rows if rec.dataset(d) == "billing"}
     for d in ("staging", "duckdb", "parquet", "bigquery"):
         assert got[("2023-11", d)] == (1281, restated.unblended_cost_sum)
+    # the restated month's FOCUS rows followed it into every copy (rec.ok: equal to what the source says they must be)
+    head, wide = rec.table(dataset="focus")
+    assert head == ("export", "period", *(f"{d} rows / BilledCost" for d in ("focus-source", "focus", "focus-parquet", "focus-bigquery")),
+                    "match")
+    assert [r[:2] for r in wide] == [(export_id, "2023-12"), (export_id, "2023-11")] and all(r[-1] == "yes" for r in wide)
+    assert {r[2] for r in rec.rows if r[1] == "2023-11" and r[2].startswith("focus") and r[3] > 0} == {
+        "focus-source", "focus", "focus-parquet", "focus-bigquery"}
     # nothing new: every step says up to date
     r = finops(env, "aws", "run-pipeline", cwd=tmp_path)
-    assert r.returncode == 0 and all(l.count("up to date") == 4 for l in r.stdout.splitlines() if l.startswith("2023-"))
+    lines = [l for l in r.stdout.splitlines() if l.startswith("2023-")]
+    assert r.returncode == 0 and len(lines) == 2 and all(l.count("up to date") == 6 for l in lines), r.stdout  # the six steps
 
 
 def test_dry_run_writes_nothing(s3, s3_server, tmp_path):

@@ -34,7 +34,8 @@ def test_form(mirror):
     panel = PipelinePanel(mirror)
     assert isinstance(panel.widget, W.VBox) and panel.result is None
     assert list(panel.steps) == list(STEPS)
-    assert {s: b.value for s, b in panel.steps.items()} == {**{s: True for s in STEPS}, "load_remote": False}  # no BigQuery
+    assert {s: b.value for s, b in panel.steps.items()} == {**{s: True for s in STEPS}, "load_remote": False,
+                                                            "focus_remote": False}  # no remote configured
     assert (panel.start.value, panel.end.value, panel.dry_run.value, panel.status.value) == ("", "", False, "")
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
     boxes = [w for box in panel.widget.children for w in getattr(box, "children", [box])]
@@ -53,7 +54,7 @@ def test_run_loads_one_month(mirror, tmp_path, monkeypatch):
     monkeypatch.setattr(fw, "Pipeline", Spy)
     panel.start.value = panel.end.value = "2023-11"
     panel.button.click()
-    assert seen == [(True, "running…", "2023-11", "2023-11", ("extract", "load_local", "export_parquet"), False, True)]
+    assert seen == [(True, "running…", "2023-11", "2023-11", ("extract", "load_local", "export_parquet", "focus_parquet"), False, True)]
     assert (panel.status.value, panel.button.disabled) == ("done: 1 period", False)
     assert isinstance(panel.result, Pipeline) and list(panel.result.periods) == ["2023-11"]
     assert actions(panel.result, "load_local") == {"2023-11": "loaded"} and not panel.result.failures
@@ -61,6 +62,7 @@ def test_run_loads_one_month(mirror, tmp_path, monkeypatch):
     assert query(mirror, "SELECT billing_period, count(*), sum(line_item_unblended_cost) FROM aws_billing_data GROUP BY 1") == \
         [("2023-11", 1281, Decimal("1.68230869740"))]
     assert parquet_of(mirror, "2023-11").is_file()
+    assert actions(panel.result, "focus_parquet") == {"2023-11": "exported"} and (parquet_of(mirror) / "2023-11_focus.parquet").is_file()
     assert "2023-11" in str(panel.result) and panel.result._repr_html_().startswith("<pre>")
 
     panel.start.value = panel.end.value = ""  # empty: the config's window, here all of it
@@ -70,10 +72,12 @@ def test_run_loads_one_month(mirror, tmp_path, monkeypatch):
     assert panel.result.periods == ["2023-11", "2023-12"]
     assert actions(panel.result, "load_local") == {"2023-11": "up to date", "2023-12": "loaded"}
     assert actions(panel.result, "export_parquet") == {}
-    assert panel.result.steps == ("extract", "load_local")
+    assert panel.result.steps == ("extract", "load_local", "focus_parquet")  # the box left ticked still runs
+    assert actions(panel.result, "focus_parquet") == {"2023-11": "up to date", "2023-12": "exported"}
     assert query(mirror, "SELECT billing_period, count(*) FROM aws_billing_data GROUP BY 1 ORDER BY 1") == \
         [("2023-11", 1281), ("2023-12", 100)]
     assert not parquet_of(mirror, "2023-12").exists() and parquet_of(mirror, "2023-11").is_file()
+    assert (parquet_of(mirror) / "2023-12_focus.parquet").is_file()
 
 
 def test_dry_run_writes_nothing(mirror, tmp_path):
