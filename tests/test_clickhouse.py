@@ -56,7 +56,8 @@ def test_two_exports_two_periods_exact_restated_new_column_idempotent(tmp_path):
     assert "MergeTree" in ddl and "PARTITION BY (export_id, billing_period)" in ddl, ddl
     assert cols["line_item_unblended_cost"] == "Nullable(Decimal(38, 18))" and cols["export_id"] == "String"
     assert cols["line_item_usage_start_date"] == "Nullable(DateTime64(6, 'UTC'))"
-    assert reconcile(v1).ok and {r[2] for r in reconcile(v1).rows} == {"staging", "duckdb", "parquet", "clickhouse"}
+    assert reconcile(v1).ok and {r[2] for r in reconcile(v1).rows} == {"staging", "duckdb", "parquet", "clickhouse",
+                                                                       "focus-source", "focus", "focus-parquet", "focus-clickhouse"}
 
     # AWS restates the legacy November with a new tag column: only that export's partition changes
     other = {k: v for k, v in by_export(ch_rows(v1, CH_SUMS)).items() if k[0] != aws_export(v1).id or k[1] != "2023-11"}
@@ -161,3 +162,103 @@ def test_server_out_of_reach_is_transient(tmp_path):
         run_pipeline(cfg, progress=False)
     assert getattr(e.value, "exit_code", None) == 75 and "cannot reach ClickHouse" in str(e.value), e.value
     assert query(cfg, "SELECT count(*) FROM aws_billing_data") == [(20,)]  # everything before the remote is done
+
+
+# ====================================================================== maps and tags
+def ch_types(cfg, table):
+    return dict(ch_rows(cfg, f"SELECT name, type FROM system.columns WHERE database = 'finops' AND table = '{table}'"))
+
+
+def by_key(rows):
+    "(value, rows, cost) of a tag's values, NULL (no such tag) first: comparable across engines."
+    return sorted(((v, int(n), None if s is None else Decimal(s)) for v, n, s in rows), key=lambda r: (r[0] is not None, r[0] or ""))
+
+
+DOTTED = "app.kubernetes.io/name"  # a real tag key: a dot, a slash
+
+
+def cur2_and_focus_export(tmp_path, **kw):
+    "A CUR 2.0 export (every special charge) and AWS's FOCUS export in one bucket; their configs load ClickHouse."
+    cf.build_v2(tmp_path / "bucket", period="2024-01", execution_id="v2-1", rows=250, files=1, charges="full")
+    cf.build_focus(tmp_path / "bucket", period="2024-01", execution_id="fx-1", rows=150, files=1)
+    return shared(tmp_path, "bucket", "cur2", "demo-cur2", "v2", **kw), shared(tmp_path, "bucket", "focus", "demo-focus", "focus", **kw)
+
+
+def dotted_tags(cfg):
+    "Give the FOCUS rows of DuckDB a tag key with a dot, as another provider's tags have (AWS's here are normalised)."
+    import duckdb
+    con = duckdb.connect(cfg["database.duckdb.database_path"])
+    try: con.execute(f"""UPDATE focus SET Tags = json_merge_patch(Tags, '{{"{DOTTED}": "web"}}') WHERE Tags->>'team' = 'platform' """
+                     f"""OR Tags->>'user_team' = 'platform'""")
+    finally: con.close()
+
+
+def test_maps_are_json_and_focus_tags_a_map_queried_by_key_as_in_duckdb(tmp_path):
+    v2, fx = cur2_and_focus_export(tmp_path)
+    for c in (v2, fx):
+        run_pipeline(c, steps="extract,load_local", progress=False)
+    dotted_tags(v2)
+    for c in (v2, fx):
+        run = run_pipeline(c, progress=False)
+        assert {r.action for r in run.results if r.step in ("load_remote", "focus_remote")} == {"loaded"}, str(run)
+    cur, focus, raw = ch_types(v2, "aws_billing_data"), ch_types(v2, "focus"), ch_types(fx, "aws_focus_data")
+    assert {c: cur[c] for c in ("product", "resource_tags", "cost_category", "tags", "discount")} == dict.fromkeys(
+        ("product", "resource_tags", "cost_category", "tags", "discount"), "Nullable(JSON)"), cur
+    assert (focus["Tags"], focus["SkuPriceDetails"], focus["x_Discounts"]) == ("Map(String, Nullable(String))", "Nullable(JSON)", "Nullable(JSON)")
+    assert (raw["Tags"], raw["SkuPriceDetails"]) == ("Map(String, Nullable(String))", "Nullable(JSON)"), raw
+    assert reconcile(v2).ok and reconcile(fx).ok  # exact totals through the new types
+
+    # cost by tag value, a key at a time: ClickHouse's Map and JSON subcolumns say what DuckDB's JSON says, to the last digit
+    for key in ("user_team", "user_environment", DOTTED):
+        ch = ch_rows(v2, f"SELECT Tags['{key}'], count(), sum(BilledCost) FROM finops.focus GROUP BY 1")
+        duck = query(v2, f"""SELECT json_extract_string(Tags, '$."{key}"'), count(*), sum(BilledCost) FROM focus GROUP BY 1""")
+        assert by_key(ch) == by_key(duck) and len(by_key(ch)) >= 2, (key, ch, duck)
+    assert ch_rows(v2, f"SELECT countIf(mapContains(Tags, '{DOTTED}')), countIf(Tags['{DOTTED}'] = 'web') FROM finops.focus")[0][0] > 0
+    ch = ch_rows(v2, "SELECT resource_tags.user_team::Nullable(String), count(), sum(line_item_unblended_cost) FROM finops.aws_billing_data GROUP BY 1")
+    duck = query(v2, "SELECT resource_tags->>'user_team', count(*), sum(line_item_unblended_cost) FROM aws_billing_data GROUP BY 1")
+    assert by_key(ch) == by_key(duck) and len(by_key(ch)) > 2, (ch, duck)
+    ch = ch_rows(fx, "SELECT Tags['team'], count(), sum(BilledCost) FROM finops.aws_focus_data GROUP BY 1")
+    duck = query(fx, "SELECT Tags->>'team', count(*), sum(BilledCost) FROM aws_focus_data GROUP BY 1")
+    assert by_key(ch) == by_key(duck) and len(by_key(ch)) > 2, (ch, duck)
+    # a tag with no such key reads NULL (not ''), a row with no tags an empty map; NULL and {} of a JSON column stay apart
+    assert ch_rows(v2, "SELECT countIf(Tags['no_such_tag'] IS NULL) = count() FROM finops.focus") == [(1,)]
+    assert (ch_rows(v2, "SELECT countIf(empty(Tags)) FROM finops.focus")
+            == query(v2, "SELECT count(*) FILTER (Tags IS NULL OR Tags::VARCHAR = '{}') FROM focus"))
+    assert (ch_rows(v2, "SELECT countIf(resource_tags IS NULL), countIf(toString(resource_tags) = '{}') FROM finops.aws_billing_data")
+            == query(v2, "SELECT count(*) FILTER (resource_tags IS NULL), count(*) FILTER (resource_tags::VARCHAR = '{}') FROM aws_billing_data"))
+
+
+def test_a_table_of_string_maps_keeps_its_types_and_loads(tmp_path, monkeypatch):
+    import finops_nb.clickhouse as chm
+    v2, fx = cur2_and_focus_export(tmp_path)
+    with monkeypatch.context() as m:  # the tables as the previous version made them: every map and tag set a String of JSON text
+        m.setattr(chm, "has_json", lambda client: False); m.setattr(chm, "_MAPS", ())
+        for c in (v2, fx):
+            run_pipeline(c, progress=False)
+    old = {t: ch_types(c, t) for c, t in ((v2, "aws_billing_data"), (v2, "focus"), (fx, "aws_focus_data"))}
+    assert old["aws_billing_data"]["resource_tags"] == old["focus"]["Tags"] == old["aws_focus_data"]["Tags"] == "Nullable(String)"
+    assert old["focus"]["x_Discounts"] == "Nullable(String)"
+    client = ch_client(v2)  # and a column the old table lacks: the next file adds it, with today's type
+    try: client.command("ALTER TABLE finops.aws_billing_data DROP COLUMN cost_category")
+    finally: client.close()
+    del old["aws_billing_data"]["cost_category"]
+
+    # AWS restates January: the JSON text goes into the String columns as it is, exact, swapped whole
+    restated = cf.build_v2(tmp_path / "bucket", period="2024-01", execution_id="v2-2", rows=120, files=1, charges="full", seed=7)
+    cf.build_focus(tmp_path / "bucket", period="2024-01", execution_id="fx-2", rows=90, files=1, seed=7)
+    for c in (v2, fx):
+        run = run_pipeline(c, progress=False)
+        assert {r.action for r in run.results if r.step in ("load_remote", "focus_remote")} == {"replaced"}, str(run)
+    now = {t: ch_types(c, t) for c, t in ((v2, "aws_billing_data"), (v2, "focus"), (fx, "aws_focus_data"))}
+    assert now["aws_billing_data"].pop("cost_category") == "Nullable(JSON)"
+    assert now == old  # no column changed its type
+    assert reconcile(v2).ok and reconcile(fx).ok
+    assert ch_rows(v2, "SELECT count(), sum(line_item_unblended_cost) FROM finops.aws_billing_data")[0] == (
+        restated.row_count, restated.unblended_cost_sum)
+    ch = ch_rows(v2, "SELECT JSONExtract(Tags, 'user_team', 'Nullable(String)'), count(), sum(BilledCost) FROM finops.focus GROUP BY 1")
+    duck = query(v2, "SELECT Tags->>'user_team', count(*), sum(BilledCost) FROM focus GROUP BY 1")
+    assert by_key(ch) == by_key(duck) and len(by_key(ch)) > 2, (ch, duck)
+    ch = ch_rows(v2, "SELECT cost_category.team::Nullable(String), count() FROM finops.aws_billing_data GROUP BY 1")
+    assert sorted(ch, key=str) == sorted(query(v2, "SELECT cost_category->>'team', count(*) FROM aws_billing_data GROUP BY 1"), key=str)
+    for c in (v2, fx):
+        assert {r.action for r in run_pipeline(c, progress=False).results} == {"up to date"}
