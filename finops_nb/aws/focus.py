@@ -153,7 +153,8 @@ CUR_MAPPING = {  # FOCUS column: SQL over the CUR row (s), with {column} placeho
     "ServiceCategory": _case("{line_item_product_code}", {k: v[0] for k, v in SERVICES.items()}, "Other"),
     "ServiceSubcategory": _case("{line_item_product_code}", {k: v[1] for k, v in SERVICES.items()}, "Other (Other)"),
     "RegionId": REGION_ID,
-    "RegionName": "coalesce({product_location}, json_extract_string({product}, '$.location'), " + _case(REGION_ID, REGIONS, None) + ")",
+    "RegionName": f"CASE WHEN {REGION_ID} IS NOT NULL THEN coalesce({{product_location}}, json_extract_string({{product}}, '$.location'), "
+                  + _case(REGION_ID, REGIONS, None) + ") END",  # FOCUS: no region name without a region id
     "AvailabilityZone": "{line_item_availability_zone}",
     "ResourceId": "{line_item_resource_id}",
     "CommitmentDiscountId": f"CASE WHEN {LIT} IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee') "
@@ -243,7 +244,7 @@ def unused_rows(have: dict) -> list:
 # %% ../../nbs/13_aws_focus.ipynb #375dd875
 class CurMapping(Mapping):
     "CUR v1 and CUR 2.0 rows (`aws_billing_data`) as FOCUS rows."
-    version, source_table = "2", CUR.table
+    version, source_table = "3", CUR.table
     def select(self, have):
         out = {c: expand(sql, have) for c, sql in CUR_MAPPING.items()}
         out.update({c: sql.replace("{id}", f"({out['CommitmentDiscountId']})") for c, sql in COMMITMENT.items()})
