@@ -165,6 +165,9 @@ class Config:
         v = self.values[name]
         if v is None: return ""
         if KEY[name].kind == "dsn": return re.sub(r"//([^/@:]*):[^/@]*@", lambda m: f"//{m.group(1)}:{mask_secret('x' * 12)}@", str(v))
+        if name == "azure.account_url" and "?" in str(v):  # a SAS URL: its query is a secret like [azure] sas_token
+            base, _, query = str(v).partition("?")
+            return f"{base}?{mask_secret(query)}"
         return mask_secret(v) if KEY[name].secret else str(v)
     def rows(self):
         "(key, shown value, source) for every key, in declaration order."

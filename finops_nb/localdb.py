@@ -94,9 +94,16 @@ def _unzip(path: Path, scratch: Path, i: int) -> Path:
 
 def _one_newline(path: Path, scratch: Path, i: int) -> Path:
     "A CSV file whose lines end in CR LF and LF both (DuckDB's strict reader refuses that), copied into `scratch` with LF only (inflated, if gzip); else the file itself."
+    from isal import isal_zlib
+    opener = (lambda p: igzip.open(p, "rb")) if path.name.lower().endswith(".gz") else (lambda p: open(p, "rb"))
+    try: return _lf_copy(path, scratch, i, opener)
+    except (EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile) as e:
+        raise InputError(f"{path}: corrupt gzip data ({e}); the file in the container is damaged (ask for a re-delivery), "
+                         f"or the staged copy is (delete {path.parent} and run extract-billing again)") from None
+
+def _lf_copy(path, scratch, i, opener):
     crlf = lf = 0
     last = b""
-    opener = (lambda p: igzip.open(p, "rb")) if path.name.lower().endswith(".gz") else (lambda p: open(p, "rb"))
     with opener(path) as f:
         while b := f.read(16 << 20):
             crlf += b.count(b"\r\n") + (last == b"\r" and b[:1] == b"\n")
@@ -274,7 +281,9 @@ def load_delivery(con, # an open connection (not in a transaction)
     "Replace the delivery's export and period in its table, atomically: `(rows, totals, notes)`; raises `FinopsError` on failure."
     import duckdb
     t0, spec, ex = time.time(), table_spec(d.export), d.export
-    scratch = Path(tempfile.mkdtemp(prefix=".finops-unzipped-", dir=d.meta.get("folder") or Path(d.files[0]).parent))  # this load's own
+    home = Path(d.meta.get("folder") or Path(d.files[0]).parent)
+    for old in home.glob(".finops-unzipped-*"): shutil.rmtree(old, ignore_errors=True)  # a killed load's (the lock says no load uses it)
+    scratch = Path(tempfile.mkdtemp(prefix=".finops-unzipped-", dir=home))  # this load's own
     table = spec.table
     try:
         srcs = sources(d, scratch)

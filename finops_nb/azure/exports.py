@@ -173,7 +173,7 @@ def _source(cfg) -> str:
     if not url: raise ConfigError("[azure] account_url is not set (config.toml, FINOPS__AZURE__ACCOUNT_URL or --account-url)")
     if url.startswith("file://"): return f"file://{Path(urlparse(url).path).expanduser().resolve()}"
     if not cfg.get("azure.container"): raise ConfigError("[azure] container is not set: name the container the export writes to")
-    return f"{url.rstrip('/')}/{cfg['azure.container']}"
+    return f"{url.partition('?')[0].rstrip('/')}/{cfg['azure.container']}"  # a SAS in the URL is a credential, not the export's identity
 
 def azure_export(cfg, # a `Config`
                  store=None, # the container's store, to read the dataset from a manifest when the config does not say it
