@@ -208,6 +208,9 @@ class BigQuery(Remote):
         spec = self.spec(export)
         if self.focus: return table_id(self.cfg, self.cfg["focus.bigquery_table"])
         return table_id(self.cfg) if spec.table == CUR.table else table_id(self.cfg, spec.table)
+    def serves(self, export: Export) -> bool:
+        "Every export's FOCUS rows; every export's own rows but a Google Cloud export's (its table is in BigQuery already)."
+        return self.focus or export.provider != "gcp"
     def connect(self): return bq_client(self.cfg)
     def load(self, d: Delivery) -> tuple: return load_period(self.client, self.cfg, d, self.spec(d.export), self.tid(d.export))
     def _query(self, sql, params=()):

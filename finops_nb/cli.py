@@ -78,6 +78,11 @@ def _source_flags(p, provider="aws"):
         add_setting(p, "--prefix", "aws.prefix", "PREFIX")
         add_setting(p, "--export-name", "aws.export_name", "NAME")
         add_setting(p, "--cur-version", "aws.cur_version", "v1|v2|focus")
+    elif provider == "gcp":
+        add_setting(p, "--project-id", "gcp.project_id", "PROJECT")
+        add_setting(p, "--dataset-id", "gcp.dataset_id", "DATASET")
+        add_setting(p, "--table-id", "gcp.table_id", "TABLE")
+        add_setting(p, "--api-endpoint", "gcp.api_endpoint", "URL")
     else:
         add_setting(p, "--account-url", "azure.account_url", "URL")
         add_setting(p, "--container", "azure.container", "NAME")
@@ -85,14 +90,14 @@ def _source_flags(p, provider="aws"):
         add_setting(p, "--export-name", "azure.export_name", "NAME")
         add_setting(p, "--dataset", "azure.dataset", "ActualCost|AmortizedCost|FocusCost")
 
-def provider_command(name, # the command's name (the same under `finops aws` and `finops azure`)
+def provider_command(name, # the command's name (the same under `finops aws`, `finops azure` and `finops gcp`)
                      help, # one line for --help
                      setup, # function(parser, provider) adding the command's flags
                      names=None, # {provider: another name}, e.g. {"azure": "discover-exports"}
                     ):
-    "Register the decorated function as `finops aws name` and `finops azure name`, each with its provider's flags."
+    "Register the decorated function as `finops aws name`, `finops azure name` and `finops gcp name`, each with its provider's flags."
     def deco(f):
-        for pv in ("aws", "azure"):
+        for pv in ("aws", "azure", "gcp"):
             command(pv, (names or {}).get(pv, name), help, lambda p, pv=pv: setup(p, pv))(f)
         return f
     return deco
@@ -114,7 +119,7 @@ def _problems(found) -> int:
     return InputError.exit_code if found.problems else 0
 
 @provider_command("discover-manifests", "list the current delivery of every billing period and its status per destination",
-                  lambda p, pv: (_source_flags(p, pv), _window_flags(p)), names={"azure": "discover-exports"})
+                  lambda p, pv: (_source_flags(p, pv), _window_flags(p)), names={"azure": "discover-exports", "gcp": "discover-exports"})
 def cmd_discover(args, # the parsed command line
                 ):
     from finops_nb.pipeline import config_sources
@@ -125,16 +130,21 @@ def cmd_discover(args, # the parsed command line
     found = src.discover()
     held = []
     for d in destinations(cfg):  # a destination that cannot answer (BigQuery down, a locked engine) shows "?"
+        if not d.serves(src.export): continue
         try: held.append((d.label, d.held(src.export)))
         except FinopsError as e:
             print(f"finops: note: {d.label}: {e}", file=sys.stderr); held.append((d.label, None))
         finally: d.close()
-    rows = [(m.period, m.cur_version, m.execution_id, len(m.files), m.bytes,
-             *("?" if h is None else status(m.delivery(src.export), h) for _, h in held))
-            for m in found.manifests]
+    state = lambda m: ["?" if h is None else status(m.delivery(src.export), h) for _, h in held]
     print(f"export {src.export.id}: {src.export.where}")
-    print(text_table(rows, ("period", "cur" if args.provider == "aws" else "dataset", "delivery id", "files", "bytes", *(t for t, _ in held))))
-    if not found.manifests: print(f"no usable manifest in the window under {found.base}")
+    if args.provider == "gcp":  # no files: a month is its rows and watermark; bytes are what pulling it would scan
+        rows = [(m.period, m.rows, m.watermark.isoformat() if m.watermark else "", m.delivery_id, m.scan_bytes, *state(m)) for m in found.manifests]
+        print(text_table(rows, ("period", "rows", "watermark (newest export_time)", "delivery id", "bytes to scan", *(t for t, _ in held))))
+        if found.manifests: print(f"pulling every month shown would process {sum(m.scan_bytes or 0 for m in found.manifests):,} bytes (BigQuery's estimate)")
+    else:
+        rows = [(m.period, m.cur_version, m.execution_id, len(m.files), m.bytes, *state(m)) for m in found.manifests]
+        print(text_table(rows, ("period", "cur" if args.provider == "aws" else "dataset", "delivery id", "files", "bytes", *(t for t, _ in held))))
+    if not found.manifests: print(f"no usable manifest in the window under {found.base}" if args.provider != "gcp" else f"no invoice month in the window in {found.base}")
     return _problems(found)
 
 # %% ../nbs/90_cli.ipynb #adcb3932
@@ -295,7 +305,7 @@ def cmd_focus_validate(args, # the parsed command line
 # %% ../nbs/90_cli.ipynb #e2418507
 def build_parser() -> argparse.ArgumentParser:
     "The `finops` argument parser, built from `COMMANDS`."
-    p = argparse.ArgumentParser(prog="finops", description="Cloud bills (AWS CUR v1, CUR 2.0 and FOCUS exports; Azure Cost Management exports) into DuckDB, FOCUS, Parquet, BigQuery and ClickHouse, exact to the last decimal.")
+    p = argparse.ArgumentParser(prog="finops", description="Cloud bills (AWS CUR v1, CUR 2.0 and FOCUS exports; Azure Cost Management exports; Google Cloud's billing export) into DuckDB, FOCUS, Parquet, BigQuery and ClickHouse, exact to the last decimal.")
     p.add_argument("--version", action="version", version=f"finops_nb {__version__}")
     p.add_argument("--config", metavar="PATH", help="config file (default: $FINOPS_CONFIG, else ./config.toml if present)")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")

@@ -71,13 +71,22 @@ KEYS = (
     Key("azure.connection_string", "str", None, "storage connection string (else account_key, sas_token, or azure-identity's DefaultAzureCredential)", secret=True),
     Key("azure.account_key", "str", None, "storage account key", secret=True),
     Key("azure.sas_token", "str", None, "SAS token with read and list rights on the container", secret=True),
+    Key("gcp.project_id", "str", None, "Google Cloud project holding the Cloud Billing export's dataset (empty: no Google Cloud export)"),
+    Key("gcp.dataset_id", "str", None, "BigQuery dataset the billing export writes to"),
+    Key("gcp.table_id", "str", None, "the export's table: gcp_billing_export_v1_<ACCOUNT> (standard) or gcp_billing_export_resource_v1_<ACCOUNT> (detailed)"),
+    Key("gcp.location", "str", None, "the dataset's location, e.g. US or europe-west1 (empty: BigQuery finds it)"),
+    Key("gcp.billing_project", "str", None, "project the query jobs run in and are billed to (empty: project_id)"),
+    Key("gcp.credentials_path", "path", None, "service-account JSON file (empty: Application Default Credentials)"),
+    Key("gcp.api_endpoint", "url", None, "BigQuery API endpoint, for emulators (empty: Google's)"),
+    Key("gcp.late_days", "int", 45, "days after a month ends in which its late rows and corrections are looked for (the partitions a pull scans)"),
+    Key("gcp.timeout", "int", 300, "seconds one BigQuery call may take, retries included"),
     Key("focus.enabled", "bool", True, "build the FOCUS table at every load, and export and load it in run-pipeline"),
     Key("focus.bigquery_table", "str", "focus", "BigQuery table of the FOCUS rows (in [database.bigquery] dataset_id)"),
     Key("focus.clickhouse_table", "str", "focus", "ClickHouse table of the FOCUS rows (in [database.clickhouse] database)"),
     Key("focus.validator", "path", None, "the focus-validator program (empty: the one scripts/setup-focus-validator.sh builds)"),
 )
 KEY = {k.name: k for k in KEYS}
-SOURCES = {"aws": "aws.bucket", "azure": "azure.account_url"}  # provider -> the setting that names its export
+SOURCES = {"aws": "aws.bucket", "azure": "azure.account_url", "gcp": "gcp.project_id"}  # provider -> the setting that names its export
 
 # %% ../nbs/01_config.ipynb #078355d6
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.I)
@@ -183,7 +192,7 @@ class Config:
     def bigquery_enabled(self) -> bool: return bool(self.get("database.bigquery.project_id"))
     @property
     def clickhouse_enabled(self) -> bool: return bool(self.get("database.clickhouse.url"))
-    def scoped(self, provider: str, # "aws" or "azure": the provider whose export the copy names
+    def scoped(self, provider: str, # "aws", "azure" or "gcp": the provider whose export the copy names
               ) -> "Config":
         "A copy naming only `provider`'s export (the other providers' sources unset): what `finops aws …` and `finops azure …` run on."
         values = dict(self.values)

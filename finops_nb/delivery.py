@@ -96,6 +96,10 @@ class Destination:
     label = "destination"  # its name in results, reports and reconciliation
     step = ""              # the pipeline step that writes it
     verb = "load"          # what applying does, for dry runs
+    def serves(self, export: Export, # an export
+              ) -> bool:
+        "Does it take `export`'s deliveries? (BigQuery does not take back a Google Cloud export's own rows: they are in BigQuery already.)"
+        return True
     def held(self, export: Export, # the export asked about
             ) -> dict:
         "{period: delivery id} of the complete deliveries of `export` it holds."
@@ -151,6 +155,7 @@ def apply_all(dest: Destination, # where the deliveries go
     out, by_export = [], {}
     for d in deliveries: by_export.setdefault(d.export, []).append(d)
     for export, ds in by_export.items():
+        if not dest.serves(export): continue
         held = dest.held(export)
         todo = [d for d in ds if overwrite or not dest.current(d, held)]
         out += [dest.result(d, "up to date", files=len(d.files), rows=d.rows or 0) for d in ds if d not in todo]

@@ -130,6 +130,9 @@ def mapping(export, # an `Export`
     if export.provider == "azure":
         from finops_nb.azure.focus import mapping as azure
         return azure(export)
+    if export.provider == "gcp":
+        from finops_nb.gcp.focus import mapping as gcp
+        return gcp(export)
     raise InputError(f"{export.id}: no FOCUS mapping for provider {export.provider!r}")
 
 # %% ../nbs/12_focus.ipynb #d92866d6

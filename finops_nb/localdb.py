@@ -121,6 +121,21 @@ def _lf_copy(path, scratch, i, opener):
         dst.write(carry)
     return out
 
+def _leaves(rel, paths) -> list:
+    "[(dotted name, SQL reference, DuckDB type)] of every field of the Parquet files, STRUCTs opened field by field (lists stay whole)."
+    import duckdb, pyarrow as pa, pyarrow.parquet as pq
+    found = {}
+    def walk(field, path, ref):
+        if pa.types.is_struct(field.type):
+            for child in field.type: walk(child, path + [child.name], f"{ref}[{lit(child.name)}]")
+        else: found.setdefault(".".join(path), ref)
+    for p in paths:
+        for f in pq.read_schema(p): walk(f, [f.name], q(f.name))
+    if not found: return []
+    names = list(found)
+    types = duckdb.connect().execute(f"DESCRIBE SELECT {', '.join(f'{r} AS c{i}' for i, r in enumerate(found.values()))} FROM {rel}").fetchall()
+    return [(n, found[n], t[1]) for n, t in zip(names, types)]
+
 def sources(delivery: Delivery, # a staged delivery (files are local paths)
             scratch: Path, # a folder for unpacked zip files
            ) -> list:
@@ -131,8 +146,10 @@ def sources(delivery: Delivery, # a staged delivery (files are local paths)
         if not p.is_file(): raise InputError(f"{p}: staged file is missing; run extract-billing again")
     if delivery.format == "parquet":
         rel = f"read_parquet([{', '.join(lit(p) for p in paths)}], union_by_name = true)"
-        try: cols = duckdb.connect().execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-        except duckdb.Error as e: raise InputError(f"{paths[0].parent}: cannot read the Parquet files: {e}") from None
+        try:
+            if table_spec(delivery.export).flatten: return [Source(rel, _leaves(rel, paths), paths)]
+            cols = duckdb.connect().execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        except (duckdb.Error, OSError, ValueError) as e: raise InputError(f"{paths[0].parent}: cannot read the Parquet files: {e}") from None
         return [Source(rel, [(c[0], q(c[0]), c[1]) for c in cols], paths)]
     if delivery.format == "csv.zip":
         scratch.mkdir(parents=True, exist_ok=True)
@@ -316,6 +333,10 @@ def load_delivery(con, # an open connection (not in a transaction)
                 if declared is not None and declared != src_rows:
                     raise InputError(f"{d.period} {d.delivery_id}: the manifest declares {declared} rows, the files hold {src_rows}; "
                                      "a file is incomplete or not the one the manifest lists (ask for a re-delivery)")
+                stated = {c: None if v is None else Decimal(v) for c, v in (d.meta.get("declared_totals") or {}).items()}
+                if any(src_tot.get(c) != v for c, v in stated.items()):  # totals the source computed apart (GCP: Python's shortest decimals)
+                    raise InputError(f"{d.period} {d.delivery_id}: the files' totals differ from the ones computed when they were pulled: "
+                                     + "; ".join(f"{c}: pulled {v} files {src_tot.get(c)}" for c, v in stated.items() if src_tot.get(c) != v))
                 if rows != src_rows or any(tot[c] != src_tot[c] for c in spec.cost_columns):
                     diff = "; ".join(f"{c}: files {src_tot[c]} table {tot[c]}" for c in spec.cost_columns if tot[c] != src_tot[c])
                     raise InputError(f"{d.period} {d.delivery_id}: reconciliation failed: rows files {src_rows} table {rows}" + (f"; {diff}" if diff else ""))

@@ -29,7 +29,10 @@ def config_sources(cfg, # a `Config`
     if cfg.get("azure.account_url"):
         from finops_nb.azure.exports import AzureSource
         out.append(AzureSource(cfg, store))
-    if not out: raise ConfigError("no export configured: set [aws] bucket or [azure] account_url (config.toml, FINOPS__AWS__BUCKET, --bucket …)")
+    if cfg.get("gcp.project_id"):
+        from finops_nb.gcp.exports import GcpSource
+        out.append(GcpSource(cfg))
+    if not out: raise ConfigError("no export configured: set [aws] bucket, [azure] account_url or [gcp] project_id (config.toml, FINOPS__AWS__BUCKET, --bucket …)")
     return out
 
 # %% ../nbs/50_pipeline.ipynb #b60ad27a
@@ -208,6 +211,7 @@ def would(self: Pipeline) -> list:
         for step, dests in self.dests.items():
             if step not in self.steps: continue
             for dest in dests:
+                if not dest.serves(export): continue
                 try: held[dest.label] = dest.held(export)
                 except FinopsError as e: self.results.append(Result(step, dest.label, export.id, "*", "", "failed", error=e))
                 finally: dest.close()
@@ -218,6 +222,7 @@ def would(self: Pipeline) -> list:
                 if step not in self.dests: acts.append("off"); continue
                 cell = []
                 for dest in self.dests[step]:
+                    if not dest.serves(export): cell.append("-" if len(self.dests[step]) == 1 else f"{dest.label} -"); continue
                     s = status(d, held[dest.label]) if dest.label in held else "?"
                     a = s if s in ("?", "up to date") else f"{dest.verb} ({s})"
                     cell.append(a if len(self.dests[step]) == 1 else f"{dest.label} {a}")
@@ -306,7 +311,7 @@ def reconcile(cfg, # a `Config`
         focus = FocusTable(cfg)
         sources = [("focus-source", focus.source_totals), (focus.label, focus.totals)] if cfg["focus.enabled"] else []
         for dest in destinations(cfg):
-            if dest.label == "staging" and not staged: continue
+            if (dest.label == "staging" and not staged) or not dest.serves(export): continue
             try:
                 for period, (n, tot) in sorted(dest.totals(export, start, end).items()):
                     out.append((export.id, period, dest.label, n, tot))

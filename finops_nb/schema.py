@@ -96,6 +96,7 @@ class TableSpec:
     cast: object = None      # (source reference, source type, stored type, column) -> SQL, or None for `cast_expr`'s
     check_decimal: str = CHECK_DECIMAL  # the scale the reconciliation sums the source's text at
     mixed_newlines: bool = False  # gzip CSVs may mix CR LF and LF line ends (read from an LF copy); plain CSVs always are
+    flatten: bool = False    # Parquet STRUCT columns are read field by field, as dotted names (`service.description`)
     def name_columns(self, raw_names) -> tuple: return name_columns(raw_names, self.normalise)
     def cast_expr(self, src, src_type, dest_type, column=None) -> str:
         "SQL turning a source column into `dest_type`: the provider's own rule where it has one (dates as `MM/DD/YYYY`…), else `cast_expr`."
@@ -106,7 +107,8 @@ def table_spec(export, # an `Export`, or a provider's name ("aws"): its default 
               ) -> TableSpec:
     "The `TableSpec` an export's rows are stored by, from its provider's subpackage (`finops_nb.aws.schema.CUR`, …)."
     provider, kind = (export, None) if isinstance(export, str) else (export.provider, export.kind)
-    specs = {"aws": ("finops_nb.aws.schema", "spec"), "azure": ("finops_nb.azure.schema", "spec")}
+    specs = {"aws": ("finops_nb.aws.schema", "spec"), "azure": ("finops_nb.azure.schema", "spec"),
+             "gcp": ("finops_nb.gcp.schema", "spec")}
     if provider not in specs: raise InputError(f"provider {provider!r} is not supported; use one of {', '.join(specs)}")
     mod, name = specs[provider]
     return getattr(importlib.import_module(mod), name)(kind)

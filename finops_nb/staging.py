@@ -36,24 +36,24 @@ def _md5(o) -> str:
     return getattr(o, "md5", "") or plain_md5(o.etag)
 
 def _fetch(store, key, dest: Path, size, md5, on_bytes):
-    "Download one object to `dest` via a temporary file; returns bytes written."
+    "Download one object to `dest` via a temporary file; returns bytes written and what the store found while writing it (a dict, or None)."
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        store.download(key, tmp, on_bytes)
+        facts = store.download(key, tmp, on_bytes)
         got = tmp.stat().st_size
         if size is not None and got != size:
             raise InputError(f"{store.name}/{key}: downloaded {got} bytes, the bucket lists {size}")
         if md5 and (problem := check_file(tmp, md5, gzip=False)): raise InputError(f"{store.name}/{key}: {problem}")
         os.replace(tmp, dest)
-        return got
+        return got, facts if isinstance(facts, dict) else None
     finally:
         tmp.unlink(missing_ok=True)
 
 # %% ../nbs/20_staging.ipynb #8fbac38d
 def _is_done(dest: Path, size, md5) -> bool:
-    "Is `dest` already the right file (size, and MD5 where the store states one)?"
-    if not dest.is_file() or (size is not None and dest.stat().st_size != size): return False
+    "Is `dest` already the right file (size, and MD5 where the store states one)? A store that states no size (a query's result) is asked again."
+    if size is None or not dest.is_file() or dest.stat().st_size != size: return False
     return not (md5 and check_file(dest, md5, gzip=False))
 
 # %% ../nbs/20_staging.ipynb #8c1350f1
@@ -123,14 +123,15 @@ def _stage(self: Staging, d: Delivery):
     objs = {k: d.listed.get(k) or self.store.head(k) for k in d.files}  # head raises, naming a key that is not there
     paths = staged_paths(d, folder)
     todo = [k for k in d.files if not _is_done(paths[k], objs[k].size, _md5(objs[k]))]
-    bar = tqdm(total=sum(objs[k].size for k in todo), unit="B", unit_scale=True, unit_divisor=1024,
+    bar = tqdm(total=sum(objs[k].size or 0 for k in todo) or None, unit="B", unit_scale=True, unit_divisor=1024,
                desc=f"{d.period} {d.delivery_id[:12]}", disable=(not self.progress) if self.progress is not None else None, leave=False)
-    lock, done = threading.Lock(), [0]
+    lock, done, facts = threading.Lock(), [0], {}
     def on_bytes(n):
         with lock: bar.update(n)
     def fetch(k):
-        got = _fetch(self.store, k, paths[k], objs[k].size, _md5(objs[k]), on_bytes)
+        got, found = _fetch(self.store, k, paths[k], objs[k].size, _md5(objs[k]), on_bytes)
         with lock:
+            facts.update(found or {})
             done[0] += 1
             bar.set_postfix(files=f"{done[0]}/{len(todo)}")
         return got
@@ -141,8 +142,8 @@ def _stage(self: Staging, d: Delivery):
     for part in folder.rglob(".*.part*"): part.unlink(missing_ok=True)  # left by an interrupted run (ours or boto3's)
     for name, data in d.sidecar.items(): (folder / name).write_bytes(data)
     marker = {"export": d.export.as_dict(), "period": d.period, "delivery_id": d.delivery_id, "format": d.format,
-              "columns": d.columns, "meta": d.meta, "source": self.store.name,
-              "files": [{"key": k, "path": paths[k].relative_to(folder.resolve()).as_posix(), "size": objs[k].size} for k in d.files],
+              "columns": d.columns, "meta": {**d.meta, **facts}, "source": self.store.name,
+              "files": [{"key": k, "path": paths[k].relative_to(folder.resolve()).as_posix(), "size": paths[k].stat().st_size} for k in d.files],
               "staged_at": datetime.now(timezone.utc).isoformat()}
     tmp = folder / f"{MARKER}.tmp"
     tmp.write_text(json.dumps(marker, indent=1))
