@@ -47,6 +47,11 @@ def run_text(run, # a `Pipeline`
         rows = summary_rows(run)
         body = text_table([cut(r) for r in rows], (*ids, "period", "delivery id", *STEPS, "rows")) if rows else "nothing to do"
     notes = [f"note: {r.period}: {n}" for r in sorted(run.results, key=lambda r: (r.export_id, r.period)) for n in r.notes]
+    for e in run.exports if run.dry_run else ():  # a source billed by the bytes it scans (Google Cloud's table) says what the pull costs
+        months = [m for m in getattr(run.found.get(e.id), "manifests", []) if getattr(m, "scan_bytes", None) is not None]
+        pull = {r[1] for r in run.plan_rows if r[0] == e.id and r[3] not in ("up to date", "-", "off")}
+        if months and "extract" in run.steps:
+            notes.append(f"note: {e.id}: pulling {len(pull)} month(s) would process {sum(m.scan_bytes for m in months if m.period in pull):,} bytes (BigQuery's estimate)")
     fails = [f"FAILED {r.period} {r.step}: {r.error}" for r in run.failures]
     return "\n".join([head, body, *notes, *fails])
 

@@ -200,7 +200,26 @@ def watermarks(self: BillingTable, start=None, end=None) -> dict:
         out[period] = Month(self.tid, period, int(r["n"]), r["w"], None if r["c"] is None else Decimal(str(r["c"])))
     return out
 
-# %% ../../nbs/17_gcp_exports.ipynb #8133801e
+# %% ../../nbs/17_gcp_exports.ipynb #a816af35
+@patch
+def read_client(self: BillingTable):
+    "The Storage Read API client of `[gcp] read_api`, or None for REST pages."
+    if getattr(self, "_read", False) is not False: return self._read
+    self._read, mode, addr = None, self.cfg["gcp.read_api"], self.cfg.get("gcp.read_api_endpoint")
+    if mode == "rest" or (self.cfg.get("gcp.api_endpoint") and not addr): return None
+    try: from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+    except ImportError:
+        if mode == "storage": raise ConfigError("[gcp] read_api = \"storage\" needs google-cloud-bigquery-storage (pip install google-cloud-bigquery-storage)") from None
+        return None
+    if addr:  # an emulator: plain gRPC, anonymous
+        import grpc
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+        self._read = BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=grpc.insecure_channel(addr), credentials=AnonymousCredentials()))
+    else: self._read = BigQueryReadClient(credentials=self.client._credentials)
+    return self._read
+
+# %% ../../nbs/17_gcp_exports.ipynb #14954989
 @patch
 def _pull_sql(self: BillingTable, period) -> tuple:
     where, params = self._scoped(period, period)
@@ -229,7 +248,7 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
     cols, n, sums, writer = table_spec(self.export).cost_columns, 0, {}, None
     try:
         pages = self._job(sql, params).result(timeout=self.cfg["gcp.timeout"], page_size=50_000)
-        for batch in pages.to_arrow_iterable():
+        for batch in pages.to_arrow_iterable(bqstorage_client=self.read_client()):
             if writer is None: writer = pq.ParquetWriter(dest, batch.schema, compression="zstd")
             writer.write_batch(batch)
             n += batch.num_rows
@@ -243,9 +262,10 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
     if after is None or after.delivery_id != before.delivery_id or n != before.rows:
         raise TransientError(f"{self.name}: invoice month {month_of(period)} changed while it was pulled (watermark {before.delivery_id} → "
                              f"{after.delivery_id if after else 'gone'}, {n} rows pulled of {before.rows}); nothing kept, the next run pulls it again")
-    return {"pulled_rows": n, "declared_totals": {c: None if v is None else str(v) for c, v in sums.items()}}
+    return {"pulled_rows": n, "read_api": "storage" if self.read_client() else "rest",
+            "declared_totals": {c: None if v is None else str(v) for c, v in sums.items()}}
 
-# %% ../../nbs/17_gcp_exports.ipynb #bdce0085
+# %% ../../nbs/17_gcp_exports.ipynb #a0847d49
 def discover(table: BillingTable, # the export's table
              export: Export, # the export
              start_date=None, end_date=None, # inclusive window of periods (None: open)
