@@ -94,6 +94,8 @@ def _column(f, # a pyarrow Field of the file
     if f.name in (spec.keys if spec else _KEY): typ = "String"
     elif spec is not None and f.name in _MAPS and (spec.table == "focus" or spec.table.endswith("_focus_data")): typ = TAGS
     elif spec is not None and spec.table == "focus" and spec.column_type(f.name) == "JSON": typ = ch_type(pa.json_(), json)  # text in its files
+    elif spec is not None and spec.provider == "gcp" and "json" in getattr(f.type, "extension_name", ""):
+        typ = "Nullable(String)"  # Google's repeated fields are JSON arrays; ClickHouse's JSON type holds objects only (JSONExtract* reads the text)
     else: typ = ch_type(f.type, json)
     return f"`{f.name}` {typ}"
 
