@@ -72,7 +72,7 @@ def credits_in(cfg, export_id, period):
 def test_real_rows_load_exactly_flattened_and_a_second_run_does_nothing(tmp_path, bq, bq_server, which, read_api):
     rows = gf.koku_rows(which)
     dataset, table = export_table(bq, bq_server, rows, detailed=which == "detailed")
-    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"gcp.read_api": read_api, "focus.enabled": False})
+    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"gcp.read_api": read_api})
     ex = gcp_export(cfg)
     assert ex.kind == which
     run = run_pipeline(cfg, progress=False)
@@ -112,7 +112,7 @@ def test_a_month_that_grows_and_is_corrected_after_it_closes_is_replaced_whole(t
     nov_early = gf.month_rows("2024-11", seed=2, projects=2, days=5, extra_label="cost-center", export_day=3)
     assert 0 < len(nov_early) < len(nov_full)
     dataset, table = export_table(bq, bq_server, octo + nov_early)
-    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"focus.enabled": False})
+    cfg = gcp_config(tmp_path, bq_server, dataset, table)
     ex = gcp_export(cfg)
     first = run_pipeline(cfg, progress=False)
     assert not first.failures, str(first)
@@ -152,7 +152,7 @@ def test_a_month_that_grows_and_is_corrected_after_it_closes_is_replaced_whole(t
 def test_commands_discover_dry_run_and_config_errors(tmp_path, bq, bq_server):
     rows = gf.month_rows("2024-11", seed=3, projects=1, days=2)
     dataset, table = export_table(bq, bq_server, rows)
-    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"focus.enabled": False})
+    cfg = gcp_config(tmp_path, bq_server, dataset, table)
     code, out, err = finops(cfg, "gcp", "discover-exports")
     assert code == 0, err
     assert "watermark" in out and "bytes to scan" in out and f" {len(rows)} " in out and "new" in out

@@ -200,7 +200,7 @@ def watermarks(self: BillingTable, start=None, end=None) -> dict:
         out[period] = Month(self.tid, period, int(r["n"]), r["w"], None if r["c"] is None else Decimal(str(r["c"])))
     return out
 
-# %% ../../nbs/17_gcp_exports.ipynb #a816af35
+# %% ../../nbs/17_gcp_exports.ipynb #04bfce73
 @patch
 def read_client(self: BillingTable):
     "The Storage Read API client of `[gcp] read_api`, or None for REST pages."
@@ -215,11 +215,12 @@ def read_client(self: BillingTable):
         import grpc
         from google.auth.credentials import AnonymousCredentials
         from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
-        self._read = BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=grpc.insecure_channel(addr), credentials=AnonymousCredentials()))
+        self._read = BigQueryReadClient(transport=BigQueryReadGrpcTransport(
+            channel=grpc.insecure_channel(addr, options=[("grpc.max_receive_message_length", -1)]), credentials=AnonymousCredentials()))
     else: self._read = BigQueryReadClient(credentials=self.client._credentials)
     return self._read
 
-# %% ../../nbs/17_gcp_exports.ipynb #14954989
+# %% ../../nbs/17_gcp_exports.ipynb #4cf6d529
 @patch
 def _pull_sql(self: BillingTable, period) -> tuple:
     where, params = self._scoped(period, period)
@@ -247,8 +248,11 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
     sql, params = self._pull_sql(period)
     cols, n, sums, writer = table_spec(self.export).cost_columns, 0, {}, None
     try:
-        pages = self._job(sql, params).result(timeout=self.cfg["gcp.timeout"], page_size=50_000)
-        for batch in pages.to_arrow_iterable(bqstorage_client=self.read_client()):
+        job = self._job(sql, params)
+        job.result(timeout=self.cfg["gcp.timeout"], max_results=0)  # wait for the query; its rows are read from its result table
+        read = self.read_client()
+        pages = self.client.list_rows(job.destination, page_size=None if read else 20_000, retry=self._retry())
+        for batch in pages.to_arrow_iterable(bqstorage_client=read):
             if writer is None: writer = pq.ParquetWriter(dest, batch.schema, compression="zstd")
             writer.write_batch(batch)
             n += batch.num_rows
