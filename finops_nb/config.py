@@ -7,6 +7,7 @@ __all__ = ['KEYS', 'KEY', 'SOURCES', 'Key', 'check_value', 'read_config_file', '
 
 # %% ../nbs/01_config.ipynb #9c2e9d62
 import difflib, os, re, tomllib
+from decimal import Decimal
 from dataclasses import dataclass
 from pathlib import Path
 from .core import ConfigError, check_window, mask_secret, parse_period
@@ -16,7 +17,7 @@ from .core import ConfigError, check_window, mask_secret, parse_period
 class Key:
     "One setting: dotted name, kind, default, help and whether it is a secret."
     name: str
-    kind: str = "str"   # str | path | int | bool | choice | period | url | dsn | size
+    kind: str = "str"   # str | path | int | bool | choice | period | url | dsn | size | decimal | list | tables
     default: object = None
     help: str = ""
     secret: bool = False
@@ -35,6 +36,7 @@ KEYS = (
     Key("parquet_dir", "path", "parquet", "folder for the monthly files: {parquet_dir}/{export_id}/{billing_period}_aws_billing.parquet"),
     Key("start_date", "period", None, "first billing period to process, YYYY-MM (empty: no lower bound)"),
     Key("end_date", "period", None, "last billing period to process, YYYY-MM (empty: no upper bound)"),
+    Key("budgets", "tables", (), "budgets: write one [[budgets]] table each (name, amount, currency, provider / billing_account / sub_account / service / region / tag filters, thresholds such as [{percent = 80, on = \"actual\"}, {percent = 100, on = \"forecast\"}]) in place of this line"),
     Key("database.duckdb.database_path", "path", "finops.duckdb", "DuckDB database file"),
     Key("database.duckdb.memory_limit", "size", "1GB", "DuckDB memory_limit: bounds peak memory near it (empty: DuckDB's default, 80% of RAM)"),
     Key("database.duckdb.threads", "int", None, "DuckDB worker threads (empty: one per core)"),
@@ -83,6 +85,23 @@ KEYS = (
     Key("gcp.read_api_endpoint", "str", None, "host:port of an emulator's Storage Read API (gRPC, plain); empty: Google's"),
     Key("gcp.late_days", "int", 45, "days after a month ends in which its late rows and corrections are looked for (the partitions a pull scans)"),
     Key("gcp.timeout", "int", 300, "seconds one BigQuery call may take, retries included"),
+    Key("anomalies.enabled", "bool", True, "detect cost anomalies in the FOCUS rows after each run"),
+    Key("anomalies.relative_threshold", "decimal", Decimal("0.3"), "an anomaly's cost is at least this share above (or below) the expected one (0.3: 30 %)"),
+    Key("anomalies.absolute_threshold", "decimal", Decimal("25"), "and at least this much, in the billing currency"),
+    Key("anomalies.tag_keys", "list", (), "tag keys whose values get series of their own (e.g. [\"team\"])"),
+    Key("anomalies.provisional_days", "int", 2, "days at the end of an open month whose cost can still grow: their detections are provisional"),
+    Key("alerts.webhook_url", "url", None, "send alerts as JSON to this URL (a Slack incoming webhook or any JSON endpoint; empty: none)", secret=True),
+    Key("alerts.webhook_format", "choice", "slack", "\"slack\" (a Slack message: text and blocks) or \"json\" (the alerts as objects)", choices=("slack", "json")),
+    Key("alerts.smtp_host", "str", None, "send alerts by email through this SMTP server (empty: no email)"),
+    Key("alerts.smtp_port", "int", 25, "SMTP port (587 with starttls, 465 with ssl)"),
+    Key("alerts.smtp_username", "str", None, "SMTP user (empty: no login)"),
+    Key("alerts.smtp_password", "str", None, "SMTP password", secret=True),
+    Key("alerts.smtp_starttls", "bool", False, "upgrade the SMTP connection with STARTTLS"),
+    Key("alerts.smtp_ssl", "bool", False, "connect to the SMTP server over TLS (port 465)"),
+    Key("alerts.email_from", "str", None, "sender address of alert emails"),
+    Key("alerts.email_to", "list", (), "recipients of alert emails"),
+    Key("alerts.restatement_threshold", "decimal", Decimal("1"), "alert on a re-delivered period whose cost changed by at least this much"),
+    Key("alerts.timeout", "int", 20, "seconds a channel may take to take an alert"),
     Key("focus.enabled", "bool", True, "build the FOCUS table at every load, and export and load it in run-pipeline"),
     Key("focus.bigquery_table", "str", "focus", "BigQuery table of the FOCUS rows (in [database.bigquery] dataset_id)"),
     Key("focus.clickhouse_table", "str", "focus", "ClickHouse table of the FOCUS rows (in [database.clickhouse] database)"),
@@ -101,6 +120,24 @@ def check_value(key: Key, # the setting
     "Convert and validate `value` for `key`; raise `ConfigError` naming `where` if it is not allowed."
     if value is None or value == "": return None if key.kind != "str" or key.default != "" else ""
     def bad(allowed): raise ConfigError(f"{where}: {value!r} is not allowed; {allowed}")
+    if key.kind == "decimal":
+        from decimal import Decimal, InvalidOperation
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)): bad("use a number, e.g. 25 or \"0.3\"")
+        try: d = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        except InvalidOperation: bad("use a number, e.g. 25 or \"0.3\"")
+        if not d.is_finite() or d < 0: bad("use a number of at least 0")
+        return d
+    if key.kind == "list":
+        if isinstance(value, str): value = [v for v in (x.strip() for x in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value): bad("use a list of strings, e.g. [\"a\", \"b\"]")
+        return tuple(v.strip() for v in value)
+    if key.kind == "tables":
+        if isinstance(value, str):
+            import json
+            try: value = json.loads(value)
+            except ValueError: bad("use [[budgets]] tables in config.toml (or a JSON list of objects)")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value): bad(f"use [[{key.name}]] tables")
+        return tuple(dict(v) for v in value)
     if key.kind == "int":
         if isinstance(value, bool) or not re.fullmatch(r"\s*\d+\s*", str(value)) or int(value) < 1:
             bad("use a whole number of at least 1")
@@ -255,6 +292,7 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
 def _toml_value(v):
     if v is None: return '""'
     if isinstance(v, bool): return "true" if v else "false"
+    if isinstance(v, (tuple, list)): return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return str(v) if isinstance(v, int) else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 def example_config() -> str:
