@@ -121,8 +121,8 @@ def check_value(key: Key, # the setting
     if value is None or value == "": return None if key.kind != "str" or key.default != "" else ""
     def bad(allowed): raise ConfigError(f"{where}: {value!r} is not allowed; {allowed}")
     if key.kind == "decimal":
-        from decimal import Decimal, InvalidOperation
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)): bad("use a number, e.g. 25 or \"0.3\"")
+        from decimal import InvalidOperation
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)): bad("use a number, e.g. 25 or \"0.3\"")
         try: d = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
         except InvalidOperation: bad("use a number, e.g. 25 or \"0.3\"")
         if not d.is_finite() or d < 0: bad("use a number of at least 0")
@@ -267,7 +267,8 @@ def load_config(path=None, # config file; default $FINOPS_CONFIG, else ./config.
     for k in KEYS:
         ov = (overrides or {}).get(k.name)
         if ov is not None:
-            v, src = check_value(k, ov if isinstance(ov, (str, int)) else str(ov), (names or {}).get(k.name, k.name)), "argument"
+            keep = isinstance(ov, (str, int)) or k.kind in ("decimal", "list", "tables")  # a Config's own values passed back in
+            v, src = check_value(k, ov if keep else str(ov), (names or {}).get(k.name, k.name)), "argument"
         elif env.get(k.env, "") != "":
             v, src = check_value(k, env[k.env], f"environment {k.env}"), f"env {k.env}"
         elif k.name == "aws.endpoint_url" and env.get("AWS_ENDPOINT_URL"):

@@ -170,3 +170,46 @@ def test_commands_discover_dry_run_and_config_errors(tmp_path, bq, bq_server):
     assert code == 0 and "loaded" in out, err
     code, out, err = finops(cfg, "config")
     assert f"export {gcp_export(cfg).id}: gcp standard bigquery://{bq_server.project}/{dataset}/{table}/" in out
+
+
+def test_remotes_take_the_focus_rows_beside_an_aws_export_in_one_database(tmp_path, bq, bq_server):
+    import cur_fixtures as cf
+    from finops_nb.aws.manifests import aws_export
+    from finops_nb.bigquery import table_id
+    from finops_nb.clickhouse import ch_client
+    # the real rows (at most 6 decimals): the emulator's BIGNUMERIC keeps 18 decimals, real BigQuery's 38 (docs/GCP_FORMATS.md)
+    rows = gf.koku_rows("standard")
+    dataset, table = export_table(bq, bq_server, rows)
+    remotes = {"database.bigquery.project_id": bq_server.project, "database.bigquery.api_endpoint": bq_server.url,
+               "database.bigquery.dataset_id": "ds_" + uuid.uuid4().hex[:10], "database.clickhouse.url": f"chdb://{tmp_path / 'clickhouse'}"}
+    g = gcp_config(tmp_path, bq_server, dataset, table, **remotes)
+    cf.build_v2(tmp_path / "bucket", period="2020-11", execution_id="v2-1", rows=120, files=1, charges="full")
+    a = load_config(None, {**g.values, "gcp.project_id": None, "aws.bucket": f"file://{tmp_path / 'bucket'}", "aws.prefix": "cur2",
+                           "aws.export_name": "demo-cur2", "aws.cur_version": "v2"}, environ={})
+    xg, xa = gcp_export(g).id, aws_export(a).id
+    for cfg in (g, a):
+        run = run_pipeline(cfg, progress=False)
+        assert not run.failures, str(run)
+    steps = {(r.step, r.destination, r.export_id): r.action for r in run_pipeline(g, progress=False).results}
+    assert ("load_remote", "bigquery", xg) not in steps  # the raw export is not copied back into BigQuery
+    assert steps[("load_remote", "clickhouse", xg)] == steps[("focus_remote", "focus-bigquery", xg)] == "up to date"
+    ds = f"{bq_server.project}.{remotes['database.bigquery.dataset_id']}"
+    assert {t.table_id for t in bq.list_tables(ds)} == {"focus", "aws_billing_data"}
+    want = {(e, n, b, f) for e, n, b, f in query(g, "SELECT x_ExportId, count(*), sum(BilledCost), sum(EffectiveCost) FROM focus GROUP BY 1")}
+    assert {e for e, *_ in want} == {xg, xa}
+    got = {(r[0], r[1], Decimal(r[2]), Decimal(r[3])) for r in bq.query(
+        f"SELECT x_ExportId, COUNT(*), SUM(BilledCost), SUM(EffectiveCost) FROM `{table_id(g, 'focus')}` GROUP BY 1", job_retry=None).result()}
+    assert got == want
+    e = gf.expected(rows, "2020-11")
+    (n, billed), = [(n, b) for x, n, b, _ in want if x == xg]
+    assert billed == e["cost"] + e["credits"]  # every credit is in the FOCUS rows, exactly
+    client = ch_client(g)
+    try:
+        assert client.query("SELECT count(), sum(cost) FROM finops.gcp_billing_data").result_rows == [(e["rows"], e["cost"])]
+        assert {(x, int(c)) for x, c in client.query("SELECT x_ExportId, count() FROM finops.focus GROUP BY 1").result_rows} == {(x, n) for x, n, _, _ in want}
+    finally: client.close()
+    assert reconcile(g).ok and reconcile(a).ok
+    kinds = dict(query(g, "SELECT json_type(x_Discounts), count(*) FROM focus WHERE ProviderName = 'Google Cloud' AND x_Discounts IS NOT NULL GROUP BY 1"))
+    assert set(kinds) == {"OBJECT"} and kinds["OBJECT"] > 0, kinds  # credit type -> amount, as AWS's
+    providers = {p for (p,) in query(g, "SELECT DISTINCT ProviderName FROM focus")}
+    assert providers == {"AWS", "Google Cloud"}, providers

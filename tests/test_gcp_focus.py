@@ -115,7 +115,7 @@ def hand():
 def test_mapping_for_both_kinds():
     for kind in ("standard", "detailed"):
         m = F.mapping(Export("gcp", kind, "bq://p.d", "", "t"))
-        assert isinstance(m, G.BillingMapping) and m.source_table == "gcp_billing_data" and m.version == "1"
+        assert isinstance(m, G.BillingMapping) and m.source_table == "gcp_billing_data" and m.version == "2"
 
 
 def test_koku_rows_exact(koku):

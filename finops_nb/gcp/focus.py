@@ -241,7 +241,9 @@ GCP_MAPPING = {  # FOCUS column: SQL over the export row (s), with {column} plac
     "ServiceProviderName": f"CASE WHEN {THIRD_PARTY} THEN coalesce({{seller_name}}, 'Google Cloud') ELSE 'Google Cloud' END",
     "HostProviderName": "'Google Cloud'",
     "x_SourceLineType": "coalesce({cost_type}, 'regular')", "x_ServiceCode": "{service_id}",
-    "x_Discounts": "CASE WHEN json_array_length({credits}) > 0 THEN {credits} END",
+    "x_Discounts": ("CASE WHEN json_array_length({credits}) > 0 THEN CAST(to_json(map_from_entries(list_transform(list_distinct(list_transform("
+                    f"{CREDITS}, lambda cr: coalesce(cr.type, 'OTHER'))), lambda t: {{'k': t, 'v': list_sum(list_transform(list_filter({CREDITS}, "
+                    "lambda cr: coalesce(cr.type, 'OTHER') = t), lambda cr: coalesce(cr.amount, 0)))}))) AS JSON) END"),
 }
 
 # %% ../../nbs/19_gcp_focus.ipynb #b06104a7
@@ -253,8 +255,7 @@ def credit_rows(have: dict, # {column: type} of the source table
     cost = {k: amount for k in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingCurrencyEffectiveCost")}
     none = {k: "NULL" for k in ("PricingCategory", "PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit", "ListUnitPrice",
                                 "ContractedUnitPrice", "PricingCurrencyListUnitPrice", "PricingCurrencyContractedUnitPrice", "SkuPriceId")}
-    item = (f"json_array(json_object('name', {c}.name, 'amount', json({num_text(f'{c}.amount')}), 'full_name', {c}.full_name, "
-            f"'id', {c}.id, 'type', {c}.type))")
+    item = f"json_object(coalesce({c}.type, 'OTHER'), json({num_text(amount)}))"
     return [(expand("json_array_length({credits}) > 0", have), {
         **cost, **none, "ChargeCategory": "'Credit'", "ChargeFrequency": "'Usage-Based'",
         "ChargeDescription": f"coalesce({c}.full_name, {c}.name, {c}.type, 'Credit') || coalesce(' on ' || {expand('{sku_description}', have)}, '')",
@@ -282,7 +283,7 @@ def own_credits(have: dict, # {column: type} of the source table
 # %% ../../nbs/19_gcp_focus.ipynb #605f422e
 class BillingMapping(Mapping):
     "Cloud Billing's standard and detailed usage cost rows (`gcp_billing_data`) as FOCUS rows."
-    version, source_table = "1", TABLE
+    version, source_table = "2", TABLE
     def select(self, have):
         out = {c: expand(sql, have) for c, sql in GCP_MAPPING.items()}
         out["Tags"] = tags_expr(have)
