@@ -66,7 +66,8 @@ class PipelineError(FinopsError):
     "One or more periods failed in one or more steps; the message names each. Exit 4; 75 when every failure may pass on a later run; the error's own code when whole steps failed alike (a missing bucket: 3)."
     exit_code = 4
     def __init__(self, failures):
-        super().__init__("; ".join(f"{f.period} {f.step}: {f.error}" for f in failures))
+        super().__init__("; ".join(f"{f.step}: {f.error}" if str(f.error).startswith(f.period) else f"{f.period} {f.step}: {f.error}"
+                                   for f in failures))  # a discovery problem's error names its manifest (or month) already
         self.failures = failures
         if failures and all(f.transient for f in failures): self.exit_code, self.transient = TransientError.exit_code, True
         elif failures and all(f.period == "*" for f in failures) and len({f.error.exit_code for f in failures}) == 1:

@@ -138,6 +138,10 @@ def _stage(self: Staging, d: Delivery):
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo) or 1))) as pool:
             moved = sum(pool.map(fetch, todo))
+    except BaseException:
+        for f in (folder, folder.parent):  # a refused first file leaves no empty delivery (or period) folder
+            if f.is_dir() and not any(f.iterdir()): f.rmdir()
+        raise
     finally: bar.close()
     for part in folder.rglob(".*.part*"): part.unlink(missing_ok=True)  # left by an interrupted run (ours or boto3's)
     for name, data in d.sidecar.items(): (folder / name).write_bytes(data)

@@ -121,7 +121,7 @@ def partition_scope(table, # a `google.cloud.bigquery.Table` (its partitioning a
     parts = ([f"{col} >= {conv}('{lo.isoformat()}')"] if lo else []) + ([f"{col} < {conv}('{(hi + timedelta(days=1)).isoformat()}')"] if hi else [])
     return " AND ".join(parts)
 
-# %% ../../nbs/17_gcp_exports.ipynb #cdc51733
+# %% ../../nbs/17_gcp_exports.ipynb #fa3a4a54
 _EXACT = Context(prec=100)
 
 def _sums(batch, columns, into: dict):
@@ -138,7 +138,7 @@ class BillingTable:
     def __init__(self, cfg, # a `Config`
                  client=None, # a bigquery.Client (default: from `[gcp]`)
                 ):
-        self.cfg, self._client, self._table = cfg, client, None
+        self.cfg, self._client, self._table, self.problems = cfg, client, None, []
         self.export = gcp_export(cfg)
         p, d = self.export.source.removeprefix("bigquery://").split("/")
         self.tid = f"{p}.{d}.{self.export.name}"
@@ -160,7 +160,7 @@ class BillingTable:
             except Exception as e: raise self._error(e) from None
         return self._table
 
-# %% ../../nbs/17_gcp_exports.ipynb #c8a29873
+# %% ../../nbs/17_gcp_exports.ipynb #6c160096
 from fastcore.basics import patch
 
 @patch
@@ -174,8 +174,9 @@ def _job(self: BillingTable, sql, params, dry_run=False):
 def _scoped(self: BillingTable, start=None, end=None) -> tuple:
     "`(SQL condition, params)` of the rows of invoice months `start..end`, on their partitions only."
     conds, params = ["invoice.month IS NOT NULL"], []
-    if start: conds.append("invoice.month >= @m0"); params.append(("m0", month_of(start)))
-    if end: conds.append("invoice.month <= @m1"); params.append(("m1", month_of(end)))
+    ok = "REGEXP_CONTAINS(invoice.month, r'^[0-9]{6}$')"  # a malformed month is always seen (and told), whatever the window
+    if start: conds.append(f"(invoice.month >= @m0 OR NOT {ok})"); params.append(("m0", month_of(start)))
+    if end: conds.append(f"(invoice.month <= @m1 OR NOT {ok})"); params.append(("m1", month_of(end)))
     if start: conds.append(partition_scope(self.table(), *month_bounds(start, end, self.cfg["gcp.late_days"])))
     return " AND ".join(c for c in conds if c != "TRUE"), params
 
@@ -193,10 +194,12 @@ def watermarks(self: BillingTable, start=None, end=None) -> dict:
            f"FROM `{self.tid}` WHERE {where} GROUP BY 1")
     try: rows = list(self._job(sql, params).result(timeout=self.cfg["gcp.timeout"]))
     except Exception as e: raise self._error(e) from None
-    out = {}
+    out, self.problems = {}, []
     for r in rows:
         period = period_of(r["month"])
-        if not period: raise InputError(f"{self.name}: invoice.month {r['month']!r} is not a YYYYMM month")
+        if not period:  # told, and its rows left out; the other months are still pulled
+            self.problems.append((f"{self.name} invoice.month {r['month']!r}", f"not a YYYYMM month: its {r['n']} rows are not pulled"))
+            continue
         out[period] = Month(self.tid, period, int(r["n"]), r["w"], None if r["c"] is None else Decimal(str(r["c"])))
     return out
 
@@ -220,11 +223,12 @@ def read_client(self: BillingTable):
     else: self._read = BigQueryReadClient(credentials=self.client._credentials)
     return self._read
 
-# %% ../../nbs/17_gcp_exports.ipynb #4cf6d529
+# %% ../../nbs/17_gcp_exports.ipynb #d429b026
 @patch
 def _pull_sql(self: BillingTable, period) -> tuple:
-    where, params = self._scoped(period, period)
-    return f"SELECT * FROM `{self.tid}` WHERE {where}", params
+    "The query of one invoice month's rows, on its partitions only."
+    scope = partition_scope(self.table(), *month_bounds(period, period, self.cfg["gcp.late_days"]))
+    return f"SELECT * FROM `{self.tid}` WHERE invoice.month = @m AND {scope}", [("m", month_of(period))]
 
 @patch
 def head(self: BillingTable, key) -> Obj:
@@ -269,7 +273,7 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
     return {"pulled_rows": n, "read_api": "storage" if self.read_client() else "rest",
             "declared_totals": {c: None if v is None else str(v) for c, v in sums.items()}}
 
-# %% ../../nbs/17_gcp_exports.ipynb #a0847d49
+# %% ../../nbs/17_gcp_exports.ipynb #e14785ed
 def discover(table: BillingTable, # the export's table
              export: Export, # the export
              start_date=None, end_date=None, # inclusive window of periods (None: open)
@@ -280,7 +284,7 @@ def discover(table: BillingTable, # the export's table
     found = [m for p, m in sorted(months.items(), reverse=True) if in_window(p, start_date, end_date)]
     if estimate:
         for m in found: m.scan_bytes = table.estimate(*table._pull_sql(m.period))
-    return Discovery(export, found, [], table.name + "/")
+    return Discovery(export, found, list(table.problems), table.name + "/")
 
 class GcpSource:
     "The Google Cloud export a config names: its `Export`, its table, and discovery."
