@@ -223,7 +223,23 @@ def read_client(self: BillingTable):
     else: self._read = BigQueryReadClient(credentials=self.client._credentials)
     return self._read
 
-# %% ../../nbs/17_gcp_exports.ipynb #d429b026
+# %% ../../nbs/17_gcp_exports.ipynb #6d3b6225
+@patch
+def _streams(self: BillingTable, read, # a BigQueryReadClient
+             table, # the query's result table (a TableReference)
+            ):
+    "The result table's rows as Arrow record batches, stream after stream, message after message."
+    import pyarrow as pa
+    from google.cloud.bigquery_storage_v1 import types
+    session = read.create_read_session(parent=f"projects/{self.client.project}", max_stream_count=0, read_session=types.ReadSession(
+        table=f"projects/{table.project}/datasets/{table.dataset_id}/tables/{table.table_id}", data_format=types.DataFormat.ARROW))
+    schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+    self._empty = schema.empty_table()
+    for stream in session.streams:
+        for msg in read.read_rows(stream.name):
+            yield pa.ipc.read_record_batch(pa.py_buffer(msg.arrow_record_batch.serialized_record_batch), schema)
+
+# %% ../../nbs/17_gcp_exports.ipynb #e78e359a
 @patch
 def _pull_sql(self: BillingTable, period) -> tuple:
     "The query of one invoice month's rows, on its partitions only."
@@ -255,14 +271,14 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
         job = self._job(sql, params)
         job.result(timeout=self.cfg["gcp.timeout"], max_results=0)  # wait for the query; its rows are read from its result table
         read = self.read_client()
-        pages = self.client.list_rows(job.destination, page_size=None if read else 20_000, retry=self._retry())
-        for batch in pages.to_arrow_iterable(bqstorage_client=read):
+        pages = None if read else self.client.list_rows(job.destination, page_size=20_000, retry=self._retry())
+        for batch in (self._streams(read, job.destination) if read else pages.to_arrow_iterable()):
             if writer is None: writer = pq.ParquetWriter(dest, batch.schema, compression="zstd")
             writer.write_batch(batch)
             n += batch.num_rows
             _sums(batch, cols, sums)
             if on_bytes: on_bytes(batch.nbytes)
-        if writer is None: pq.write_table(pages.to_arrow(), dest, compression="zstd")
+        if writer is None: pq.write_table((self._empty if read else pages.to_arrow()), dest, compression="zstd")
     except Exception as e: raise self._error(e) from None
     finally:
         if writer is not None: writer.close()
@@ -273,7 +289,7 @@ def download(self: BillingTable, key, # `project.dataset.table/YYYY-MM.parquet`
     return {"pulled_rows": n, "read_api": "storage" if self.read_client() else "rest",
             "declared_totals": {c: None if v is None else str(v) for c, v in sums.items()}}
 
-# %% ../../nbs/17_gcp_exports.ipynb #e14785ed
+# %% ../../nbs/17_gcp_exports.ipynb #da7a83a5
 def discover(table: BillingTable, # the export's table
              export: Export, # the export
              start_date=None, end_date=None, # inclusive window of periods (None: open)
