@@ -156,6 +156,8 @@ def build(con, # a DuckDB connection, in the caller's transaction
     exprs.update({"x_ExportId": lit(export.id), "x_BillingPeriod": lit(period), "x_DeliveryId": lit(delivery_id)})
     cols = [c for c, _ in COLUMNS + X_COLUMNS if c in exprs]
     src = f"(SELECT * FROM {m.source_table} WHERE export_id = $1 AND billing_period = $2) AS s"
+    from finops_nb.diffs import record  # delivery summaries, for restatement diffs
+    record(con, export, period)  # the delivery being replaced, if it has no summary yet (a database loaded before summaries)
     con.execute(f"DELETE FROM {TABLE} WHERE x_ExportId = $1 AND x_BillingPeriod = $2", [export.id, period])
     extra = m.extra(have)
     for cond, over in [("TRUE", {})] + extra:
@@ -172,6 +174,7 @@ def build(con, # a DuckDB connection, in the caller's transaction
     if n != n_keep + n_added or bad:
         raise InputError(f"{period} {delivery_id}: FOCUS rows do not reconcile with the source: rows source {n_keep} + {n_added} added, FOCUS {n}"
                          + (f"; {'; '.join(bad)}" if bad else ""))
+    record(con, export, period, delivery_id)  # the new delivery, reconciled
     text = lambda d: json.dumps({c: None if v is None else str(v) for c, v in d.items()})
     con.execute(f"INSERT INTO {LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [export.id, period, delivery_id, f"{export.kind}/{m.version}", n, n_src - n_keep, n_added, text(totals), text(source),
