@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'add_setting', 'settings_from', 'flag_names', 'config_from', 'command', 'cmd_config', 'provider_command',
            'cmd_discover', 'cmd_extract', 'cmd_load_local', 'cmd_export', 'cmd_load_remote', 'cmd_pipeline',
-           'cmd_focus_build', 'cmd_focus_export', 'cmd_focus_remote', 'cmd_focus_validate', 'build_parser', 'main']
+           'cmd_focus_build', 'cmd_focus_export', 'cmd_focus_remote', 'cmd_focus_validate', 'emit', 'cmd_anomalies',
+           'cmd_budgets', 'cmd_diff', 'cmd_alerts_send', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #4616b1c1
 import argparse, sys, traceback
@@ -236,7 +237,12 @@ def cmd_pipeline(args, # the parsed command line
     from finops_nb.pipeline import check_steps
     run = Pipeline(cfg, steps=check_steps(args.steps, "--steps"), dry_run=args.dry_run).run()
     print(run)
+    sent = run.insights()  # anomalies recorded, alerts sent: after the loads, whatever failed
+    if sent is not None: print(sent)
     run.finish()
+    if sent is not None and sent.error is not None:
+        print(f"finops: error: {sent.error}", file=sys.stderr)
+        return sent.exit_code
 
 # %% ../nbs/90_cli.ipynb #2862026b
 @command("focus", "build", "build the FOCUS rows of every loaded period whose rows are missing or stale (--all: every period)",
@@ -301,6 +307,69 @@ def cmd_focus_validate(args, # the parsed command line
     for r in reports:
         for rule, why in r.problems: print(f"finops: {r.path}: {rule}: {why}", file=sys.stderr)
     return 0 if all(r.ok for r in reports) else 4
+
+# %% ../nbs/90_cli.ipynb #6772acae
+def _format_flag(p):
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="table (default), json or csv")
+
+def emit(records, # JSON-ready dicts
+         fmt, # "json" or "csv"
+        ):
+    "Print records as a JSON list or as CSV with a header."
+    import csv, json
+    if fmt == "json": print(json.dumps(records, indent=1, ensure_ascii=False)); return
+    cols = list(dict.fromkeys(k for r in records for k in r))
+    w = csv.DictWriter(sys.stdout, cols, lineterminator="\n")
+    w.writeheader()
+    for r in records: w.writerow({k: (v if not isinstance(v, (list, dict)) else __import__("json").dumps(v)) for k, v in r.items()})
+
+@command("", "anomalies", "cost anomalies in the FOCUS rows of every export: expected against actual per day and series, with their causes",
+         lambda p: (p.add_argument("--since", metavar="YYYY-MM-DD", help="only anomalies that last until this day or later"), _format_flag(p),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
+def cmd_anomalies(args, # the parsed command line
+                 ):
+    from finops_nb.anomalies import anomalies, render
+    found = anomalies(config_from(args), since=args.since)
+    print(render(found, args.format))
+
+@command("", "budgets", "each [[budgets]] table: month to date, the month-end forecast (P50, P90) and the state of each threshold",
+         lambda p: (p.add_argument("--month", metavar="YYYY-MM", help="the month (default: this month)"), _format_flag(p),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
+def cmd_budgets(args, # the parsed command line
+               ):
+    import json
+    from finops_nb.budgets import budget_records, budget_status, budgets_csv, budgets_text
+    cfg = config_from(args)
+    st = budget_status(cfg, month=args.month)
+    if args.format == "json": print(json.dumps(budget_records(cfg, statuses=st), indent=2))
+    elif args.format == "csv": sys.stdout.write(budgets_csv(cfg, statuses=st))
+    else: print(budgets_text(cfg, statuses=st))
+
+@command("", "diff", "what a re-delivered billing period changed: exact deltas per account, service and charge category, largest first",
+         lambda p: (p.add_argument("period", metavar="PERIOD", help="billing period, YYYY-MM"),
+                    p.add_argument("--export", metavar="ID", help="export id (default: the one export with two deliveries of the period)"),
+                    p.add_argument("--from", dest="from_id", metavar="ID", help="the older delivery (default: the one before --to)"),
+                    p.add_argument("--to", dest="to_id", metavar="ID", help="the newer delivery (default: the last)"),
+                    p.add_argument("--by", default="account,service,charge_category",
+                                   help="dimensions, comma-separated: account, sub_account, service, charge_category, day"),
+                    _format_flag(p), add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
+def cmd_diff(args, # the parsed command line
+            ):
+    from finops_nb.diffs import diff, diff_records
+    d = diff(config_from(args), args.period, args.export, args.from_id, args.to_id, args.by)
+    if args.format == "table": print(d)
+    else: emit(diff_records(d), args.format)
+
+@command("alerts", "send", "send new anomalies, budget thresholds crossed and restatements to the [alerts] channels, each once",
+         lambda p: (p.add_argument("--dry-run", action="store_true", help="show what would be sent; send and record nothing"),
+                    add_setting(p, "--database-path", "database.duckdb.database_path", "PATH")))
+def cmd_alerts_send(args, # the parsed command line
+                   ):
+    from finops_nb.alerts import send
+    res = send(config_from(args), dry_run=args.dry_run)
+    print(res)
+    if res.error is not None: print(f"finops: error: {res.error}", file=sys.stderr)
+    return res.exit_code
 
 # %% ../nbs/90_cli.ipynb #e2418507
 def build_parser() -> argparse.ArgumentParser:

@@ -240,6 +240,21 @@ def run(self: Pipeline):
     self.extract(); self.load_local(); self.export_parquet(); self.load_remote(); self.focus_parquet(); self.focus_remote()
     return self
 
+# %% ../nbs/50_pipeline.ipynb #31fcd483
+@patch
+def insights(self: Pipeline):
+    "Record anomalies and send new alerts after the run: the alerts' `SendResult`, or None when no channel is set (or a dry run)."
+    if self.dry_run or "load_local" not in self.steps: return None
+    from finops_nb.alerts import channels, send
+    from finops_nb.anomalies import update_anomalies
+    t0 = time.time()
+    try:
+        update_anomalies(self.cfg)
+        return send(self.cfg) if channels(self.cfg) else None
+    except FinopsError as e:
+        self.results.append(Result("insights", "duckdb", self.exports[0].id if self.exports else "", "*", "", "failed", error=e))
+    finally: self.seconds["insights"] = round(time.time() - t0, 2)
+
 # %% ../nbs/50_pipeline.ipynb #14912cbf
 @patch
 def finish(self: Pipeline):
