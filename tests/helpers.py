@@ -74,3 +74,25 @@ def cli(*args, cwd=None, env=None, timeout=120):
     e = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS")}
     e.update(env or {})
     return subprocess.run([FINOPS, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=timeout)
+
+
+def write_toml(cfg, path):
+    "Write the settings of `cfg` that differ from the defaults as a config.toml the `finops` command reads; its path."
+    import json
+    from finops_nb.config import KEY
+    sections, tables = {}, []
+    for k, v in cfg.values.items():
+        if v is None or k not in KEY or KEY[k].default == v: continue
+        if KEY[k].kind == "tables": tables += [(k, t) for t in v]; continue
+        section, _, name = k.rpartition(".")
+        val = str(v).lower() if isinstance(v, bool) else json.dumps(list(v) if isinstance(v, tuple) else v if isinstance(v, (int, str)) else str(v))
+        sections.setdefault(section, []).append(f"{name} = {val}")
+    text = "\n".join(sections.pop("", [])) + "\n" + "".join(f"[{s}]\n" + "\n".join(l) + "\n" for s, l in sections.items())
+    def tv(v):  # a TOML value: inline tables and arrays too
+        if isinstance(v, dict): return "{" + ", ".join(f"{n} = {tv(x)}" for n, x in v.items()) + "}"
+        if isinstance(v, (list, tuple)): return "[" + ", ".join(tv(x) for x in v) + "]"
+        return str(v).lower() if isinstance(v, bool) else json.dumps(v if isinstance(v, (int, float, str)) else str(v))
+    for k, t in tables:  # [[budgets]]
+        text += f"[[{k}]]\n" + "".join(f"{n} = {tv(v)}\n" for n, v in t.items())
+    path.write_text(text)
+    return path

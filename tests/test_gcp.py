@@ -15,7 +15,7 @@ from finops_nb.pipeline import reconcile, run_pipeline
 from finops_nb.staging import Staging
 
 import gcp_fixtures as gf
-from helpers import cli, query
+from helpers import cli, query, write_toml
 
 
 def gcp_config(tmp_path, bq_server, dataset, table, **kw):
@@ -27,22 +27,9 @@ def gcp_config(tmp_path, bq_server, dataset, table, **kw):
     return load_config(None, over, environ={})
 
 
-def toml(cfg, path):
-    "Write the settings of `cfg` that are set as a config.toml the `finops` command reads; its path."
-    from finops_nb.config import KEY
-    sections = {}
-    for k, v in cfg.values.items():
-        if v is None or k not in KEY or KEY[k].default == v: continue
-        section, _, name = k.rpartition(".")
-        sections.setdefault(section, []).append(f"{name} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}")
-    text = "\n".join(sections.pop("", [])) + "\n" + "".join(f"[{s}]\n" + "\n".join(l) + "\n" for s, l in sections.items())
-    path.write_text(text)
-    return path
-
-
 def finops(cfg, *args):
     "`finops --config <cfg as toml> args…`: (exit code, stdout, stderr)."
-    r = cli("--config", toml(cfg, Path(cfg["staging_dir"]).parent / "config.toml"), *args)
+    r = cli("--config", write_toml(cfg, Path(cfg["staging_dir"]).parent / "config.toml"), *args)
     return r.returncode, r.stdout, r.stderr
 
 

@@ -35,7 +35,8 @@ from finops_nb.gcp.exports import gcp_export
 from finops_nb.pipeline import run_pipeline
 from finops_nb.staging import MARKER, Staging
 from helpers import FINOPS
-from test_gcp import export_table, finops, gcp_config, sums, toml
+from test_gcp import export_table, finops, gcp_config, sums
+from helpers import write_toml as toml
 
 QUIET = {"focus.enabled": False}  # the FOCUS rows are not what these cases are about (and cost a step each run)
 
