@@ -39,30 +39,13 @@ def gcp_export(cfg, # a `Config`
     if not _TABLE.fullmatch(table): raise ConfigError(f"[gcp] table_id: {table!r} is not a BigQuery table id")
     return Export("gcp", table_kind(table), f"bigquery://{project}/{dataset}", "", table)
 
-# %% ../../nbs/17_gcp_exports.ipynb #f6d87c53
+# %% ../../nbs/17_gcp_exports.ipynb #70383376
 def gcp_client(cfg, # a `Config`
               ):
     "A `google.cloud.bigquery.Client` for the `[gcp]` settings."
-    from google.cloud import bigquery
-    from google.api_core.client_options import ClientOptions
-    project = cfg.get("gcp.billing_project") or cfg.get("gcp.project_id")
-    creds, path, endpoint = None, cfg.get("gcp.credentials_path"), cfg.get("gcp.api_endpoint")
-    try:
-        if path:
-            from google.oauth2 import service_account
-            creds = service_account.Credentials.from_service_account_file(path)
-        elif endpoint:
-            from google.auth.credentials import AnonymousCredentials
-            creds = AnonymousCredentials()
-        return bigquery.Client(project=project, credentials=creds, location=cfg.get("gcp.location") or None,
-                               client_options=ClientOptions(api_endpoint=endpoint) if endpoint else None)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"[gcp] credentials_path: {path}: not a usable service-account file ({e})") from None
-    except Exception as e:
-        if type(e).__name__ == "DefaultCredentialsError":
-            raise ConfigError("Google Cloud: no credentials found; set [gcp] credentials_path or run "
-                              "`gcloud auth application-default login`") from None
-        raise
+    from finops_nb.bigquery import google_client
+    return google_client(cfg.get("gcp.billing_project") or cfg.get("gcp.project_id"), cfg.get("gcp.credentials_path"),
+                         cfg.get("gcp.api_endpoint"), cfg.get("gcp.location"), "[gcp]")
 
 # %% ../../nbs/17_gcp_exports.ipynb #6660e3c2
 def month_of(period: str) -> str: return period.replace("-", "")
