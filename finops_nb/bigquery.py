@@ -58,6 +58,9 @@ def bq_error(e, # an exception a google-cloud call raised
     "A google-cloud error as a one-line `FinopsError` naming `where`."
     from google.api_core import exceptions as gx
     msg = " ".join(str(getattr(e, "message", None) or e).split())[:300]
+    reasons = {x.get("reason") for x in (getattr(e, "errors", None) or []) if isinstance(x, dict)}
+    if reasons & {"rateLimitExceeded", "quotaExceeded", "backendError", "internalError"}:  # BigQuery answers these with 403 too
+        return TransientError(f"{where}: BigQuery is over quota or busy, try again later: {msg}")
     if isinstance(e, gx.Forbidden): return ConfigError(f"{where}: permission denied: {msg}")
     if isinstance(e, gx.NotFound): return ConfigError(f"{where}: not found: {msg}")
     if isinstance(e, (gx.TooManyRequests, gx.ServiceUnavailable, gx.InternalServerError, gx.BadGateway, gx.GatewayTimeout)):

@@ -119,7 +119,7 @@ def check_value(key: Key, # the setting
                ):
     "Convert and validate `value` for `key`; raise `ConfigError` naming `where` if it is not allowed."
     if value is None or value == "": return None if key.kind != "str" or key.default != "" else ""
-    def bad(allowed): raise ConfigError(f"{where}: {value!r} is not allowed; {allowed}")
+    def bad(allowed): raise ConfigError(f"{where}: {mask_secret(str(value)) if key.secret else repr(value)} is not allowed; {allowed}")
     if key.kind == "decimal":
         from decimal import InvalidOperation
         if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)): bad("use a number, e.g. 25 or \"0.3\"")

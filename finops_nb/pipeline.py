@@ -66,7 +66,7 @@ class PipelineError(FinopsError):
     "One or more periods failed in one or more steps; the message names each. Exit 4; 75 when every failure may pass on a later run; the error's own code when whole steps failed alike (a missing bucket: 3)."
     exit_code = 4
     def __init__(self, failures):
-        super().__init__("; ".join(f"{f.step}: {f.error}" if str(f.error).startswith(f.period) else f"{f.period} {f.step}: {f.error}"
+        super().__init__("; ".join(f"{f.step}: {f.error}" if str(f.error).startswith(f"{f.period}:") else f"{f.period} {f.step}: {f.error}"
                                    for f in failures))  # a discovery problem's error names its manifest (or month) already
         self.failures = failures
         if failures and all(f.transient for f in failures): self.exit_code, self.transient = TransientError.exit_code, True
@@ -244,15 +244,19 @@ def run(self: Pipeline):
 @patch
 def insights(self: Pipeline):
     "Record anomalies and send new alerts after the run: the alerts' `SendResult`, or None when no channel is set (or a dry run)."
-    if self.dry_run or "load_local" not in self.steps: return None
+    if self.dry_run or "load_local" not in self.steps or not any(not r.failed for r in self.results): return None  # nothing ran
     from finops_nb.alerts import channels, send
     from finops_nb.anomalies import update_anomalies
-    t0 = time.time()
+    t0, eid = time.time(), self.exports[0].id if self.exports else ""
+    def failed(what, e):  # told with the run's failures; the other part still runs
+        err = e if isinstance(e, FinopsError) else InputError(f"{what}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        self.results.append(Result("insights", what, eid, "*", "", "failed", error=err))
     try:
-        update_anomalies(self.cfg)
-        return send(self.cfg) if channels(self.cfg) else None
-    except FinopsError as e:
-        self.results.append(Result("insights", "duckdb", self.exports[0].id if self.exports else "", "*", "", "failed", error=e))
+        if any(r.step == "load_local" and r.action in ("loaded", "replaced") for r in self.results):  # new rows: look again
+            try: update_anomalies(self.cfg)
+            except Exception as e: failed("anomalies", e)
+        try: return send(self.cfg) if channels(self.cfg) else None
+        except Exception as e: failed("alerts", e)
     finally: self.seconds["insights"] = round(time.time() - t0, 2)
 
 # %% ../nbs/50_pipeline.ipynb #14912cbf

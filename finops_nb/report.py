@@ -52,7 +52,7 @@ def run_text(run, # a `Pipeline`
         pull = {r[1] for r in run.plan_rows if r[0] == e.id and r[3] not in ("up to date", "-", "off")}
         if months and "extract" in run.steps:
             notes.append(f"note: {e.id}: pulling {len(pull)} month(s) would process {sum(m.scan_bytes for m in months if m.period in pull):,} bytes (BigQuery's estimate)")
-    fails = [f"FAILED {r.step}: {r.error}" if str(r.error).startswith(r.period) else f"FAILED {r.period} {r.step}: {r.error}" for r in run.failures]
+    fails = [f"FAILED {r.step}: {r.error}" if str(r.error).startswith(f"{r.period}:") else f"FAILED {r.period} {r.step}: {r.error}" for r in run.failures]
     return "\n".join([head, body, *notes, *fails])
 
 # %% ../nbs/55_report.ipynb #52612bfd

@@ -200,3 +200,60 @@ def test_remotes_take_the_focus_rows_beside_an_aws_export_in_one_database(tmp_pa
     assert set(kinds) == {"OBJECT"} and kinds["OBJECT"] > 0, kinds  # credit type -> amount, as AWS's
     providers = {p for (p,) in query(g, "SELECT DISTINCT ProviderName FROM focus")}
     assert providers == {"AWS", "Google Cloud"}, providers
+
+
+def test_rows_past_late_days_are_told_and_a_month_grown_since_discovery_is_not_pulled(tmp_path, bq, bq_server):
+    from finops_nb.pipeline import Pipeline
+    rows = gf.month_rows("2024-11", seed=7, projects=1, days=2)
+    dataset, table = export_table(bq, bq_server, rows)
+    tid = f"{bq_server.project}.{dataset}.{table}"
+    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"gcp.late_days": 10, "start_date": "2024-10"})
+    ex = gcp_export(cfg)
+    # a correction of November exported 20 days after it ended, past late_days (the fixture's late rows are 1 to 4 days late): discovery and the pull leave it alike, and say so
+    late = dict(rows[0], export_time="2024-12-20T10:00:00+00:00", cost=1.25, credits=[])
+    gf.insert_rows(bq, tid, [late])
+    p = Pipeline(cfg, progress=False).run()
+    problems = [str(r.error) for r in p.failures if r.step == "discover"]
+    assert len(problems) == 1 and "1 rows were exported more than [gcp] late_days (10)" in problems[0], problems
+    want = gf.expected(rows, "2024-11")
+    assert sums(cfg, ex.id) == {"2024-11": (want["rows"], want["cost"], want["cost_at_list"])}  # loaded, the late row apart
+    # December appears after discovery and grows before it is pulled: not staged, transient, pulled by the next run
+    dec = gf.month_rows("2024-12", seed=8, projects=1, days=2)
+    gf.insert_rows(bq, tid, dec[:10])
+    p = Pipeline(cfg, progress=False)
+    p.discover()
+    gf.insert_rows(bq, tid, dec[10:])
+    p.extract()
+    (failed,) = [r for r in p.results if r.step == "extract" and r.failed]
+    assert failed.period == "2024-12" and failed.transient and "changed since it was discovered" in str(failed.error)
+    assert "2024-12" not in Staging(cfg["staging_dir"]).held(ex)
+    again = Pipeline(cfg, progress=False).run()
+    d = gf.expected(dec, "2024-12")
+    assert sums(cfg, ex.id)["2024-12"] == (d["rows"], d["cost"], d["cost_at_list"]), str(again)
+
+
+def test_a_staged_pull_whose_files_disagree_with_what_was_summed_is_refused(tmp_path, bq, bq_server):
+    import json as js
+    from finops_nb.localdb import load_billing_local
+    from finops_nb.staging import MARKER
+    rows = gf.month_rows("2024-11", seed=9, projects=1, days=1)
+    dataset, table = export_table(bq, bq_server, rows)
+    cfg = gcp_config(tmp_path, bq_server, dataset, table, **{"focus.enabled": False})
+    ex = gcp_export(cfg)
+    from finops_nb.pipeline import extract_billing
+    assert not [r for r in extract_billing(cfg, progress=False) if r.failed]
+    (marker,) = (Path(cfg["staging_dir"]) / ex.id / "2024-11").glob(f"*/{MARKER}")
+    m = js.loads(marker.read_text())
+    m["meta"]["declared_totals"]["cost"] = str(Decimal(m["meta"]["declared_totals"]["cost"]) + Decimal("0.000001"))
+    marker.write_text(js.dumps(m))
+    (r,) = load_billing_local(cfg, progress=False)
+    assert r.failed and "totals differ from the ones computed when they were pulled" in str(r.error), str(r.error)
+    held = query(cfg, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gcp_billing_data'")[0][0]
+    assert held == 0 or sums(cfg, ex.id) == {}  # nothing of the refused delivery was kept
+
+
+def test_a_secret_in_a_bad_setting_is_masked(tmp_path):
+    from finops_nb.core import ConfigError
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"alerts.webhook_url": "hooks.slack.com/services/T0/B0/s3cr3tTOKEN"}, environ={})
+    assert "s3cr3tTOKEN" not in str(e.value) and "[alerts] webhook_url" in str(e.value) or "alerts.webhook_url" in str(e.value), str(e.value)

@@ -335,7 +335,7 @@ def test_kill_mid_pull_then_the_next_run_stages_the_month_whole(tmp_path, bq, bq
     def hold_check(r):
         if r.is_query and not r.dry_run and r.sql.startswith(f"SELECT * FROM `{tid}`"):
             pulled.set()
-        elif r.is_query and pulled.is_set() and "MAX(export_time)" in r.sql:  # the watermark read after the pull
+        elif r.is_query and pulled.is_set() and "AS late FROM" in r.sql:  # the watermark read after the pull
             held.set()
             release.wait(60)
             return bq_error(503, "backendError", "held by the test", "UNAVAILABLE")

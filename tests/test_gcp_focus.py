@@ -172,8 +172,7 @@ def test_hand_rows_exact(hand):
 
 def test_validator(koku, hand, tmp_path):
     "The FinOps Foundation's focus-validator on every FOCUS row above: nothing fails but the rules it cannot be right about."
-    try: F.validator_path()
-    except Exception as e: pytest.skip(str(e))
+    F.validator_path()  # setup.sh builds it; a missing validator fails here, never skips
     (kcon, *_), (hcon, _) = koku, hand
     json_cols = [c for c, t in F.TYPES.items() if t == "JSON"]
     text = "* REPLACE (" + ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in json_cols) + ")"

@@ -269,7 +269,9 @@ _COMMITTED_TYPES = "regexp_extract_all(CAST({credits} AS VARCHAR), '\"type\"\\s*
 def gcp_source_totals(have: dict, # {column: type} of the source table
                      ) -> dict:
     "{BilledCost, EffectiveCost: SQL aggregate over the export rows}: cost plus every credit, as the export states them."
-    credits = f"coalesce(sum(list_sum(list_transform({_AMOUNTS}, lambda a: CAST(a AS {QTY})))), 0)"
+    exact = (f"CASE WHEN CAST(TRY_CAST(a AS {QTY}) AS DOUBLE) = CAST(a AS DOUBLE) THEN CAST(a AS {QTY}) "
+             f"ELSE CAST(error('credits: amount ' || a || ' cannot be held exactly in {QTY}') AS {QTY}) END")  # as `cost` is checked
+    credits = f"coalesce(sum(list_sum(list_transform({_AMOUNTS}, lambda a: {exact}))), 0)"
     total = expand(f"coalesce(sum({{cost}}), 0) + {credits}", have)
     return {"BilledCost": total, "EffectiveCost": total}
 
