@@ -184,3 +184,18 @@ def test_validator(koku, hand, tmp_path):
     assert v.checks > 0 and v.ok, v.problems
     # a bill without capacity reservations, commitment ids or invoice ids fails these three (and the composites made of them) on every row
     assert set(v.known) & set(F.KNOWN_WRONG) == {"CapacityReservationStatus-C-004-C", "CommitmentDiscountStatus-C-004-C", "InvoiceId-C-005-C"}, v.known
+
+
+def test_a_credit_too_small_to_keep_exactly_stops_the_build():
+    "A credit amount DECIMAL(38,28) cannot hold is refused naming it, as a cost is, never rounded into the totals."
+    con = connect()
+    create(con, ["cost", "credits", "cost_type", "invoice_month", "service_description", "usage_start_time", "usage_end_time"])
+    row = {"cost": "0.5", "credits": cr(("FreeTrial", -3.0455713555401775e-13, "PROMOTION")), "cost_type": "regular", "invoice_month": "202401",
+           "service_description": "Compute Engine", "usage_start_time": "2024-01-02 00:00:00+00", "usage_end_time": "2024-01-02 01:00:00+00"}
+    insert(con, EX_HAND, "2024-01", row)
+    with pytest.raises(Exception, match=r"credits: amount -3.0455713555401775e-13 cannot be held exactly"):
+        F.build(con, EX_HAND, "2024-01", "d1")
+    row["credits"] = cr(("FreeTrial", -0.25, "PROMOTION"))  # one that fits builds, to the last digit
+    con.execute(f"DELETE FROM {G.TABLE}")
+    insert(con, EX_HAND, "2024-01", row)
+    assert F.build(con, EX_HAND, "2024-01", "d1")["totals"]["BilledCost"] == Decimal("0.25")
