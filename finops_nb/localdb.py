@@ -315,7 +315,8 @@ def load_delivery(con, # an open connection (not in a transaction)
                 p = plan(spec, srcs, dict(d.columns), existing)
                 if not any(c in p.types for c in spec.cost_columns):
                     raise InputError(f"{d.period} {d.delivery_id}: the files have none of the columns {', '.join(spec.cost_columns)}; "
-                                     f"is export {ex.name!r} of the kind the config says ({ex.kind})? Check [aws] cur_version")
+                                     f"is export {ex.name!r} of the kind the config says ({ex.kind})? Check "
+                                     + {"aws": "[aws] cur_version", "azure": "[azure] dataset", "gcp": "[gcp] table_id"}.get(ex.provider, "the config"))
                 if not existing:
                     cols = [f"{m} VARCHAR" for m in META] + [f"{q(c)} {t}" for c, t in p.new]
                     con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
