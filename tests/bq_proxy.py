@@ -13,15 +13,11 @@ the next hook, then the emulator) or ``(status, body dict)`` to answer with. Eve
 """
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-        "transfer-encoding", "upgrade", "content-length"}
+from faults_helpers import FaultProxy
 
 ACCESS_DENIED = ("Access Denied: Table {table}: User does not have permission to query table {table}, "
                  "or perhaps it does not exist.")
@@ -66,89 +62,22 @@ class Request:
         return bool((self.json.get("configuration") or {}).get("dryRun") or self.json.get("dryRun"))
 
 
-class BQProxy:
-    "A threaded HTTP proxy on 127.0.0.1 in front of the emulator's REST URL `upstream`; see the module's doc."
+class BQProxy(FaultProxy):
+    "The fault proxy in front of the emulator's REST URL `upstream`, answering through `hooks` (see the module's doc)."
 
     def __init__(self, upstream: str):
-        u = urlparse(upstream)
-        self.upstream = (u.hostname, u.port)
+        super().__init__(upstream)
         self.hooks: list = []
-        self.log: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-        proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):  # quiet
-                pass
-
-            def _handle(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                try:
-                    parsed = json.loads(body) if body and body[:1] in b"{[" else {}
-                except ValueError:
-                    parsed = {}
-                req = Request(self.command, self.path, body, parsed if isinstance(parsed, dict) else {})
-                answer = None
-                for hook in list(proxy.hooks):
-                    answer = hook(req)
-                    if answer is not None:
-                        break
-                if answer is not None:
-                    status, payload = answer
-                    data = json.dumps(payload).encode()
-                    proxy.log.append((self.command, self.path, f"answered {status}"))
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=UTF-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                status, reason, headers, data = proxy._forward(self.command, self.path, self.headers, body)
-                proxy.log.append((self.command, self.path, str(status)))
-                self.send_response(status, reason)
-                for k, v in headers:
-                    if k.lower() not in _HOP:
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            def _safe(self):
-                try:
-                    self._handle()
-                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                    self.close_connection = True
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _safe
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def _forward(self, method, path, headers, body):
-        conn = http.client.HTTPConnection(*self.upstream, timeout=120)
+    def answer(self, method, path, body):
         try:
-            out = {k: v for k, v in headers.items() if k.lower() not in _HOP | {"host", "expect"}}
-            out["Host"] = f"{self.upstream[0]}:{self.upstream[1]}"
-            out["Content-Length"] = str(len(body))
-            conn.request(method, path, body=body, headers=out)
-            r = conn.getresponse()
-            return r.status, r.reason, r.getheaders(), r.read()
-        finally:
-            conn.close()
-
-    def outcomes(self) -> list[str]:
-        return [o for _, _, o in self.log]
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+            parsed = json.loads(body) if body and body[:1] in b"{[" else {}
+        except ValueError:
+            parsed = {}
+        req = Request(method, path, body, parsed if isinstance(parsed, dict) else {})
+        for hook in list(self.hooks):
+            got = hook(req)
+            if got is not None:
+                status, payload = got
+                return status, "application/json; charset=UTF-8", json.dumps(payload).encode()
+        return None

@@ -107,6 +107,16 @@ class FaultProxy:
 
             def _handle(self):
                 body = self._body()
+                answer = proxy.answer(self.command, self.path, body)
+                if answer is not None:  # a subclass's own answer (e.g. BigQuery's JSON error body), instead of forwarding
+                    status, content_type, payload = answer
+                    proxy.log.append((self.command, self.path, f"answered {status}"))
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 with proxy._lock:
                     rule = next((r for r in proxy.rules if r.applies(self.command, self.path, body)), None)
                 if rule is not None and rule.action == "error":
@@ -169,6 +179,10 @@ class FaultProxy:
             return r.status, r.reason, r.getheaders(), data
         finally:
             conn.close()
+
+    def answer(self, method, path, body):
+        "`(status, content type, body bytes)` to answer a request with instead of forwarding it, or None (the rules decide)."
+        return None
 
     def add(self, **kw) -> Rule:
         rule = Rule(**kw)

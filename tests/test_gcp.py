@@ -256,4 +256,5 @@ def test_a_secret_in_a_bad_setting_is_masked(tmp_path):
     from finops_nb.core import ConfigError
     with pytest.raises(ConfigError) as e:
         load_config(None, {"alerts.webhook_url": "hooks.slack.com/services/T0/B0/s3cr3tTOKEN"}, environ={})
-    assert "s3cr3tTOKEN" not in str(e.value) and "[alerts] webhook_url" in str(e.value) or "alerts.webhook_url" in str(e.value), str(e.value)
+    msg = str(e.value)
+    assert "s3cr3tTOKEN" not in msg and ("[alerts] webhook_url" in msg or "alerts.webhook_url" in msg), msg
